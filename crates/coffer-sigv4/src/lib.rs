@@ -1,0 +1,1 @@
+//! SigV4 (placeholder until the verifier lands).
