@@ -1,24 +1,42 @@
-//! STUB: replaced by the real service logic. Public API that the server builds against.
+//! coffer's service logic, independent of transport and storage engine: accounts and their
+//! credentials, secrets with versions and staging labels, envelope encryption of every value,
+//! deletion with a recovery window, and the purge that ends it.
+//!
+//! This crate owns the rules of the Secrets Manager model (what AWS does, and with which
+//! error). It must never know HTTP or SQL: requests arrive as typed inputs from
+//! `coffer-protocol`, and persistence goes through the `coffer_store::Store` trait, which
+//! only ever receives ciphertext. Time comes from an injected [`clock::Clock`].
+
+pub mod clock;
+mod error;
+mod identity;
+pub mod ids;
+mod keyring;
+pub mod listing;
+pub mod password;
+mod secrets;
+pub mod stages;
+
 use std::path::Path;
 use std::sync::Arc;
 
-pub mod clock;
 pub use coffer_crypto::SecretBytes;
+pub use coffer_store::{SecretRecord, SqliteStore, Store, ValueKind, VersionRecord};
+pub use error::CoreError;
+pub use identity::{AccessKeyIdentity, Caller, PrincipalType};
+pub use secrets::*;
 
-#[derive(Debug, thiserror::Error)]
-pub enum CoreError {
-    #[error("{0}")]
-    Internal(String),
-}
+use clock::Clock;
+use keyring::Keyring;
 
-/// Options for `Coffer::init`.
+/// Options for [`Coffer::init`].
 #[derive(Debug, Default, Clone)]
 pub struct InitOptions {
     /// 12-digit account id of the first account; random when `None`.
     pub account_id: Option<String>,
 }
 
-/// What `init` made: the first account's root credentials, shown once.
+/// What [`Coffer::init`] made: the first account's root credentials, shown once.
 #[derive(Debug)]
 pub struct InitOutcome {
     pub account_id: String,
@@ -26,22 +44,73 @@ pub struct InitOutcome {
     pub secret_access_key: SecretBytes,
 }
 
-/// The service: all secrets, accounts and credentials of one data directory.
-pub struct Coffer {
-    _clock: Arc<dyn clock::Clock>,
+/// The service over one store: every operation of every account in it.
+pub struct Coffer<S: Store = SqliteStore> {
+    store: S,
+    keyring: Keyring,
+    clock: Arc<dyn Clock>,
 }
 
-impl Coffer {
-    /// Creates a data directory (root key file, store, first account and its root access key).
-    pub fn init(_data_dir: &Path, _options: &InitOptions) -> Result<InitOutcome, CoreError> {
-        Err(CoreError::Internal("not yet".into()))
+impl Coffer<SqliteStore> {
+    /// Creates a data directory's contents: the root key file (0600), the SQLite store, and
+    /// the first account with its root access key. Fails if the directory is initialised.
+    pub fn init(data_dir: &Path, options: &InitOptions) -> Result<InitOutcome, CoreError> {
+        let key_path = data_dir.join(coffer_crypto::ROOT_KEY_FILE);
+        let db_path = data_dir.join(coffer_store::DB_FILE);
+        if key_path.exists() || db_path.exists() {
+            return Err(CoreError::InvalidRequest(format!(
+                "{} is already initialised; start it with `coffer server --data-dir {}`",
+                data_dir.display(),
+                data_dir.display()
+            )));
+        }
+        let root = coffer_crypto::SymmetricKey::create_root_key_file(&key_path)
+            .map_err(|e| CoreError::Internal(e.to_string()))?;
+        let store = SqliteStore::open(&db_path)?;
+        let coffer = Coffer { store, keyring: Keyring::new(root), clock: Arc::new(clock::SystemClock) };
+        let account_id = options.account_id.clone();
+        // `init` is synchronous so that it can run before any runtime exists and inside one
+        // (dev mode); a short-lived thread with its own runtime serves both.
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| CoreError::Internal(format!("cannot start a runtime for init: {e}")))?;
+            runtime.block_on(coffer.create_account(account_id.as_deref()))
+        })
+        .join()
+        .map_err(|_| CoreError::Internal("init thread panicked".into()))?
     }
+
     /// Opens an initialised data directory.
-    pub fn open(_data_dir: &Path, clock: Arc<dyn clock::Clock>) -> Result<Coffer, CoreError> {
-        Ok(Coffer { _clock: clock })
+    pub fn open(data_dir: &Path, clock: Arc<dyn Clock>) -> Result<Self, CoreError> {
+        let key_path = data_dir.join(coffer_crypto::ROOT_KEY_FILE);
+        let db_path = data_dir.join(coffer_store::DB_FILE);
+        if !key_path.exists() || !db_path.exists() {
+            return Err(CoreError::InvalidRequest(format!(
+                "{} is not an initialised coffer data directory; run `coffer init --data-dir {}` first",
+                data_dir.display(),
+                data_dir.display()
+            )));
+        }
+        let root = coffer_crypto::SymmetricKey::load_root_key_file(&key_path)
+            .map_err(|e| CoreError::InvalidRequest(e.to_string()))?;
+        let store = SqliteStore::open(&db_path)?;
+        Ok(Coffer { store, keyring: Keyring::new(root), clock })
     }
-    /// Purges secrets whose recovery window has ended. Returns how many were purged.
-    pub async fn purge_due(&self) -> Result<usize, CoreError> {
-        Ok(0)
+}
+
+impl<S: Store> Coffer<S> {
+    /// A service over any store (tests, other backends).
+    pub fn with_store(store: S, root_key: coffer_crypto::SymmetricKey, clock: Arc<dyn Clock>) -> Self {
+        Coffer { store, keyring: Keyring::new(root_key), clock }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn now_millis(&self) -> i64 {
+        self.clock.now_millis()
     }
 }

@@ -1,1 +1,119 @@
-//! placeholder
+//! Persistence for coffer: the [`Store`] trait and its embedded SQLite implementation.
+//!
+//! The store owns the schema, migrations and the storage encoding of records. It sees only
+//! ciphertext: secret values arrive already sealed and wrapped by `coffer-core`, and no
+//! plaintext, key material in the clear or password ever passes through this crate.
+//! It holds no domain rules: which version carries which stage, what may be deleted and when
+//! is decided by the core, which hands the store whole records to write. Concurrent writers
+//! are serialised by an optimistic `revision` on each secret: a write whose expected
+//! revision no longer matches fails with [`StoreError::Conflict`] and the core retries.
+
+mod records;
+mod sqlite;
+
+use std::future::Future;
+
+pub use records::{AccessKeyRecord, AccountRecord, SealedValue, SecretRecord, ValueKind, VersionRecord};
+pub use sqlite::{DB_FILE, SqliteStore};
+
+/// Errors from the store. Messages never contain record contents.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The record changed since it was read (optimistic concurrency); re-read and retry.
+    #[error("the record was changed concurrently")]
+    Conflict,
+    /// A unique key (secret name in its account and region, ARN, account id, access key id) exists.
+    #[error("a record with this key already exists")]
+    AlreadyExists,
+    /// The underlying database failed.
+    #[error("database error: {0}")]
+    Database(String),
+    /// A stored record could not be decoded (corruption or a newer format).
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e {
+            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                StoreError::AlreadyExists
+            }
+            other => StoreError::Database(other.to_string()),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What a secret write changes besides the record itself.
+#[derive(Debug, Default)]
+pub struct SecretWrite {
+    /// Sealed values of versions created by this write.
+    pub new_values: Vec<(String, SealedValue)>,
+    /// Version ids whose values are removed (pruned deprecated versions).
+    pub removed_versions: Vec<String>,
+}
+
+/// Persistence operations. Implementations must make every write atomic and durable before
+/// the returned future resolves (an acknowledged write survives `kill -9`).
+pub trait Store: Send + Sync + 'static {
+    /// Creates an account and its root access key in one transaction.
+    fn insert_account(
+        &self,
+        account: AccountRecord,
+        root_key: AccessKeyRecord,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    fn get_account(&self, account_id: &str) -> impl Future<Output = StoreResult<Option<AccountRecord>>> + Send;
+
+    fn list_accounts(&self) -> impl Future<Output = StoreResult<Vec<AccountRecord>>> + Send;
+
+    fn get_access_key(&self, access_key_id: &str)
+    -> impl Future<Output = StoreResult<Option<AccessKeyRecord>>> + Send;
+
+    fn get_secret_by_arn(&self, arn: &str) -> impl Future<Output = StoreResult<Option<SecretRecord>>> + Send;
+
+    fn get_secret_by_name(
+        &self,
+        account_id: &str,
+        region: &str,
+        name: &str,
+    ) -> impl Future<Output = StoreResult<Option<SecretRecord>>> + Send;
+
+    /// Every secret of an account in a region, deleted ones included; filtering is the core's.
+    fn list_secrets(
+        &self,
+        account_id: &str,
+        region: &str,
+    ) -> impl Future<Output = StoreResult<Vec<SecretRecord>>> + Send;
+
+    fn get_sealed_value(
+        &self,
+        arn: &str,
+        version_id: &str,
+    ) -> impl Future<Output = StoreResult<Option<SealedValue>>> + Send;
+
+    /// Inserts a new secret (its `revision` is stored as given). Fails with `AlreadyExists`
+    /// when the name is taken in the account and region.
+    fn create_secret(&self, record: SecretRecord, write: SecretWrite)
+    -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Replaces a secret's record if its stored revision is still `expected_revision`; the
+    /// stored revision becomes `record.revision`.
+    fn update_secret(
+        &self,
+        expected_revision: i64,
+        record: SecretRecord,
+        write: SecretWrite,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Records that a version was read at `day_ms` (midnight UTC). Does not change the revision.
+    fn touch_access(&self, arn: &str, version_id: &str, day_ms: i64) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Removes a secret with all its versions and values.
+    fn purge_secret(&self, arn: &str) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// ARNs of secrets whose deletion is due at or before `now_ms`.
+    fn secrets_due_for_purge(&self, now_ms: i64) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
+}

@@ -1,0 +1,867 @@
+//! The Secrets Manager operations: each takes the authenticated [`Caller`] and a typed input
+//! and returns a typed output or a [`CoreError`] carrying AWS's message.
+//!
+//! Writes follow one pattern: read the secret's record, apply the rules to a copy, and write
+//! it back conditional on the revision that was read; a concurrent change makes the write
+//! fail with a conflict and the operation starts again from a fresh read. Plaintext values
+//! are sealed before they reach the store and opened only into [`SecretBytes`].
+
+use coffer_crypto::constant_time_eq;
+use coffer_store::{SecretRecord, SecretWrite, Store, StoreError, ValueKind, VersionRecord};
+
+use crate::listing::{self, Filter, SortBy};
+use crate::stages::{self, AWSCURRENT};
+use crate::{Caller, Coffer, CoreError, SecretBytes, ids, keyring::ValueBinding};
+
+const DAY_MS: i64 = 86_400_000;
+const MAX_VALUE_BYTES: usize = 65_536;
+const MAX_TAGS: usize = 50;
+const WRITE_ATTEMPTS: usize = 16;
+/// The alias of the default key; any other key id waits for the KMS service.
+const DEFAULT_KMS_ALIAS: &str = "alias/aws/secretsmanager";
+
+/// A secret value as given by or returned to a client.
+#[derive(Debug, Clone)]
+pub enum SecretValue {
+    String(SecretBytes),
+    Binary(SecretBytes),
+}
+
+impl SecretValue {
+    fn kind(&self) -> ValueKind {
+        match self {
+            SecretValue::String(_) => ValueKind::String,
+            SecretValue::Binary(_) => ValueKind::Binary,
+        }
+    }
+
+    fn bytes(&self) -> &SecretBytes {
+        match self {
+            SecretValue::String(b) | SecretValue::Binary(b) => b,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct CreateSecretInput {
+    pub name: String,
+    pub client_request_token: Option<String>,
+    pub description: Option<String>,
+    pub kms_key_id: Option<String>,
+    pub value: Option<SecretValue>,
+    pub tags: Vec<(String, String)>,
+}
+
+#[derive(Debug, Default)]
+pub struct PutSecretValueInput {
+    pub secret_id: String,
+    pub client_request_token: Option<String>,
+    pub value: Option<SecretValue>,
+    pub version_stages: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default)]
+pub struct UpdateSecretInput {
+    pub secret_id: String,
+    pub client_request_token: Option<String>,
+    pub description: Option<String>,
+    pub kms_key_id: Option<String>,
+    pub value: Option<SecretValue>,
+}
+
+/// What a write returns: the secret and, when a version was made, its id and labels.
+#[derive(Debug, Clone)]
+pub struct WriteOutcome {
+    pub arn: String,
+    pub name: String,
+    pub version_id: Option<String>,
+    pub version_stages: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct GetSecretValueInput {
+    pub secret_id: String,
+    pub version_id: Option<String>,
+    pub version_stage: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct SecretValueOutput {
+    pub arn: String,
+    pub name: String,
+    pub version_id: String,
+    pub version_stages: Vec<String>,
+    pub created_ms: i64,
+    pub value: SecretValue,
+}
+
+#[derive(Debug, Default)]
+pub struct ListSecretsInput {
+    pub include_planned_deletion: bool,
+    pub max_results: Option<i64>,
+    pub next_token: Option<String>,
+    pub filters: Vec<Filter>,
+    pub sort_by: SortBy,
+    pub descending: bool,
+}
+
+#[derive(Debug)]
+pub struct ListSecretsOutput {
+    pub secrets: Vec<SecretRecord>,
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct BatchGetSecretValueInput {
+    pub secret_ids: Option<Vec<String>>,
+    pub filters: Option<Vec<Filter>>,
+    pub max_results: Option<i64>,
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct BatchGetSecretValueOutput {
+    pub values: Vec<SecretValueOutput>,
+    /// Per-secret failures: the id as given, and why.
+    pub errors: Vec<(String, CoreError)>,
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct ListSecretVersionIdsInput {
+    pub secret_id: String,
+    pub max_results: Option<i64>,
+    pub next_token: Option<String>,
+    pub include_deprecated: bool,
+}
+
+#[derive(Debug)]
+pub struct ListSecretVersionIdsOutput {
+    pub arn: String,
+    pub name: String,
+    pub versions: Vec<VersionRecord>,
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct DeleteSecretInput {
+    pub secret_id: String,
+    pub recovery_window_in_days: Option<i64>,
+    pub force_delete_without_recovery: Option<bool>,
+}
+
+#[derive(Debug)]
+pub struct DeleteSecretOutput {
+    pub arn: Option<String>,
+    pub name: String,
+    pub deletion_date_ms: i64,
+}
+
+#[derive(Debug, Default)]
+pub struct UpdateSecretVersionStageInput {
+    pub secret_id: String,
+    pub version_stage: String,
+    pub remove_from_version_id: Option<String>,
+    pub move_to_version_id: Option<String>,
+}
+
+// ---------- validation (AWS's model constraints and service rules) ----------
+
+fn length_error(field: &str, value: Option<&str>, constraint: &str) -> CoreError {
+    let shown = value.map(|v| format!(" '{v}'")).unwrap_or_default();
+    CoreError::Validation(format!(
+        "1 validation error detected: Value{shown} at '{field}' failed to satisfy constraint: {constraint}"
+    ))
+}
+
+fn check_len(field: &str, value: &str, min: usize, max: usize, sensitive: bool) -> Result<(), CoreError> {
+    let n = value.chars().count();
+    let shown = if sensitive { None } else { Some(value) };
+    if n < min {
+        return Err(length_error(field, shown, &format!("Member must have length greater than or equal to {min}")));
+    }
+    if n > max {
+        return Err(length_error(field, shown, &format!("Member must have length less than or equal to {max}")));
+    }
+    Ok(())
+}
+
+pub(crate) fn validate_name(name: &str) -> Result<(), CoreError> {
+    check_len("name", name, 1, 512, false)?;
+    let ok = name.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b));
+    if !ok {
+        return Err(CoreError::InvalidParameter(
+            "Invalid name. Must be a valid name containing alphanumeric characters, or any of the following: -/_+=.@!"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_token(token: Option<&str>) -> Result<Option<String>, CoreError> {
+    match token {
+        Some(t) => {
+            check_len("clientRequestToken", t, 32, 64, false)?;
+            Ok(Some(t.to_string()))
+        }
+        None => Ok(None),
+    }
+}
+
+fn validate_value(value: Option<&SecretValue>) -> Result<(), CoreError> {
+    if let Some(v) = value {
+        let field = match v {
+            SecretValue::String(_) => "secretString",
+            SecretValue::Binary(_) => "secretBinary",
+        };
+        let n = v.bytes().len();
+        if n == 0 {
+            return Err(length_error(field, None, "Member must have length greater than or equal to 1"));
+        }
+        if n > MAX_VALUE_BYTES {
+            return Err(length_error(field, None, "Member must have length less than or equal to 65536"));
+        }
+    }
+    Ok(())
+}
+
+fn validate_description(d: Option<&str>) -> Result<(), CoreError> {
+    d.map_or(Ok(()), |d| check_len("description", d, 0, 2048, false))
+}
+
+fn validate_kms_key(k: Option<&str>) -> Result<(), CoreError> {
+    match k {
+        None | Some("") => Ok(()),
+        Some(k) if k == DEFAULT_KMS_ALIAS || k.ends_with(":alias/aws/secretsmanager") => Ok(()),
+        Some(k) => {
+            check_len("kmsKeyId", k, 0, 2048, false)?;
+            Err(CoreError::InvalidParameter(format!(
+                "The KMS key {k} doesn't exist in this account and region. Omit KmsKeyId to use alias/aws/secretsmanager."
+            )))
+        }
+    }
+}
+
+fn validate_tags(tags: &[(String, String)]) -> Result<(), CoreError> {
+    for (i, (k, v)) in tags.iter().enumerate() {
+        check_len(&format!("tags.{}.member.key", i + 1), k, 1, 128, false)?;
+        check_len(&format!("tags.{}.member.value", i + 1), v, 0, 256, false)?;
+        if k.to_ascii_lowercase().starts_with("aws:") {
+            return Err(CoreError::InvalidParameter(format!(
+                "Invalid tag key {k}: the aws: prefix is reserved for use by AWS."
+            )));
+        }
+        let allowed = |c: char| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c);
+        if !k.chars().all(allowed) || !v.chars().all(allowed) {
+            return Err(CoreError::InvalidParameter(
+                "Tag keys and values may contain only letters, numbers, spaces and the characters _ . : / = + - @".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_stage(stage: &str) -> Result<(), CoreError> {
+    check_len("versionStage", stage, 1, 256, false)
+}
+
+fn merge_tags(existing: &mut Vec<(String, String)>, new: &[(String, String)]) -> Result<(), CoreError> {
+    for (k, v) in new {
+        match existing.iter_mut().find(|(ek, _)| ek == k) {
+            Some(slot) => slot.1 = v.clone(),
+            None => existing.push((k.clone(), v.clone())),
+        }
+    }
+    if existing.len() > MAX_TAGS {
+        return Err(CoreError::LimitExceeded(format!(
+            "The request failed because it would exceed the limit of {MAX_TAGS} tags per secret."
+        )));
+    }
+    Ok(())
+}
+
+fn midnight(ms: i64) -> i64 {
+    ms.div_euclid(DAY_MS) * DAY_MS
+}
+
+fn page_size(max_results: Option<i64>, default: usize, max: i64, field: &str) -> Result<usize, CoreError> {
+    match max_results {
+        None => Ok(default),
+        Some(n) if n < 1 => Err(length_error(field, Some(&n.to_string()), "Member must have value greater than or equal to 1")),
+        Some(n) if n > max => Err(length_error(field, Some(&n.to_string()), &format!("Member must have value less than or equal to {max}"))),
+        Some(n) => usize::try_from(n).map_err(|_| CoreError::Internal("page size".into())),
+    }
+}
+
+fn paginate<T>(items: Vec<T>, size: usize, token: Option<&str>, fingerprint: &str) -> Result<(Vec<T>, Option<String>), CoreError> {
+    let start = match token {
+        Some(t) => listing::decode_token(t, fingerprint)?,
+        None => 0,
+    };
+    let total = items.len();
+    let page: Vec<T> = items.into_iter().skip(start).take(size).collect();
+    let end = start.saturating_add(size);
+    let next = (end < total).then(|| listing::encode_token(end, fingerprint));
+    Ok((page, next))
+}
+
+impl<S: Store> Coffer<S> {
+    // ---------- lookup ----------
+
+    /// Finds a secret by name, full ARN or partial ARN (the ARN without the `-XXXXXX`
+    /// suffix), within the caller's account and region.
+    async fn find_secret(&self, caller: &Caller, secret_id: &str) -> Result<Option<SecretRecord>, CoreError> {
+        check_len("secretId", secret_id, 1, 2048, false)?;
+        if let Some(rest) = secret_id.strip_prefix("arn:") {
+            let parts: Vec<&str> = rest.splitn(6, ':').collect();
+            let [_partition, service, region, account, resource_type, name_part] = parts.as_slice() else {
+                return Ok(None);
+            };
+            if *service != "secretsmanager" || *resource_type != "secret" {
+                return Ok(None);
+            }
+            // Cross-account and cross-region access arrive with resource policies and
+            // replication; until then a secret is only visible in its own account and region.
+            if *account != caller.account_id || *region != caller.region {
+                return Ok(None);
+            }
+            if let Some(found) = self.store.get_secret_by_arn(secret_id).await? {
+                return Ok(Some(found));
+            }
+            return Ok(self.store.get_secret_by_name(account, region, name_part).await?);
+        }
+        Ok(self.store.get_secret_by_name(&caller.account_id, &caller.region, secret_id).await?)
+    }
+
+    async fn require_secret(&self, caller: &Caller, secret_id: &str) -> Result<SecretRecord, CoreError> {
+        self.find_secret(caller, secret_id).await?.ok_or_else(CoreError::secret_not_found)
+    }
+
+    async fn require_live_secret(&self, caller: &Caller, secret_id: &str) -> Result<SecretRecord, CoreError> {
+        let rec = self.require_secret(caller, secret_id).await?;
+        if rec.deleted_ms.is_some() {
+            return Err(CoreError::marked_for_deletion());
+        }
+        Ok(rec)
+    }
+
+    fn binding<'a>(rec: &'a SecretRecord, version_id: &'a str, kind: ValueKind) -> ValueBinding<'a> {
+        ValueBinding { account_id: &rec.account_id, region: &rec.region, arn: &rec.arn, version_id, kind }
+    }
+
+    async fn seal(&self, rec: &SecretRecord, version_id: &str, value: &SecretValue) -> Result<coffer_store::SealedValue, CoreError> {
+        let key = self.account_key(&rec.account_id).await?;
+        self.keyring.seal_value(&key, &Self::binding(rec, version_id, value.kind()), value.bytes().expose())
+    }
+
+    async fn open_version(&self, rec: &SecretRecord, version: &VersionRecord) -> Result<SecretValue, CoreError> {
+        let sealed = self
+            .store
+            .get_sealed_value(&rec.arn, &version.version_id)
+            .await?
+            .ok_or_else(|| CoreError::Internal(format!("value of version {} of {} is missing", version.version_id, rec.arn)))?;
+        let key = self.account_key(&rec.account_id).await?;
+        let plain = self.keyring.open_value(&key, &Self::binding(rec, &version.version_id, version.kind), &sealed)?;
+        Ok(match version.kind {
+            ValueKind::String => SecretValue::String(plain),
+            ValueKind::Binary => SecretValue::Binary(plain),
+        })
+    }
+
+    /// Whether an existing version holds exactly `value` (for idempotent retries).
+    async fn same_value(&self, rec: &SecretRecord, version: &VersionRecord, value: &SecretValue) -> Result<bool, CoreError> {
+        if version.kind != value.kind() {
+            return Ok(false);
+        }
+        let stored = self.open_version(rec, version).await?;
+        Ok(constant_time_eq(stored.bytes().expose(), value.bytes().expose()))
+    }
+
+    /// Writes `next` if the secret is still at `current.revision`. `Ok(false)` on conflict.
+    async fn commit(&self, current: &SecretRecord, mut next: SecretRecord, write: SecretWrite) -> Result<bool, CoreError> {
+        next.revision = current.revision + 1;
+        match self.store.update_secret(current.revision, next, write).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn too_much_contention() -> CoreError {
+        CoreError::Internal("the secret is being changed by many requests at once; retry".into())
+    }
+
+    // ---------- operations ----------
+
+    pub async fn create_secret(&self, caller: &Caller, input: CreateSecretInput) -> Result<WriteOutcome, CoreError> {
+        validate_name(&input.name)?;
+        let token = validate_token(input.client_request_token.as_deref())?;
+        validate_description(input.description.as_deref())?;
+        validate_kms_key(input.kms_key_id.as_deref())?;
+        validate_value(input.value.as_ref())?;
+        validate_tags(&input.tags)?;
+        let mut tags = Vec::new();
+        merge_tags(&mut tags, &input.tags)?;
+
+        if let Some(existing) = self.store.get_secret_by_name(&caller.account_id, &caller.region, &input.name).await? {
+            if existing.deleted_ms.is_some() {
+                return Err(CoreError::InvalidRequest(
+                    "You can't create this secret because a secret with this name is already scheduled for deletion."
+                        .into(),
+                ));
+            }
+            // A retried CreateSecret with the same token and value succeeds again (API
+            // reference, CreateSecret/ClientRequestToken); with another value it fails.
+            if let (Some(t), Some(v)) = (&token, &input.value)
+                && let Some(version) = existing.versions.iter().find(|ver| &ver.version_id == t)
+            {
+                if self.same_value(&existing, version, v).await? {
+                    return Ok(WriteOutcome {
+                        arn: existing.arn.clone(),
+                        name: existing.name.clone(),
+                        version_id: Some(t.clone()),
+                        version_stages: version.stages.clone(),
+                    });
+                }
+                return Err(token_in_use(t, &existing.arn));
+            }
+            return Err(CoreError::ResourceExists(format!(
+                "The operation failed because the secret {} already exists.",
+                input.name
+            )));
+        }
+
+        let now = self.clock.now_millis();
+        let arn = format!(
+            "arn:aws:secretsmanager:{}:{}:secret:{}-{}",
+            caller.region,
+            caller.account_id,
+            input.name,
+            ids::arn_suffix()?
+        );
+        let mut rec = SecretRecord {
+            arn,
+            account_id: caller.account_id.clone(),
+            region: caller.region.clone(),
+            name: input.name,
+            description: input.description,
+            kms_key_id: None,
+            tags,
+            owning_service: None,
+            created_ms: now,
+            last_changed_ms: now,
+            last_accessed_ms: None,
+            deleted_ms: None,
+            deletion_due_ms: None,
+            versions: Vec::new(),
+            revision: 1,
+        };
+        let mut write = SecretWrite::default();
+        let mut outcome = WriteOutcome { arn: rec.arn.clone(), name: rec.name.clone(), version_id: None, version_stages: vec![] };
+        if let Some(value) = &input.value {
+            let version_id = match token {
+                Some(t) => t,
+                None => ids::uuid_v4()?,
+            };
+            let sealed = self.seal(&rec, &version_id, value).await?;
+            let version = VersionRecord { version_id: version_id.clone(), stages: vec![], created_ms: now, last_accessed_ms: None, kind: value.kind() };
+            stages::add_version(&mut rec.versions, version, &[AWSCURRENT.to_string()])?;
+            write.new_values.push((version_id.clone(), sealed));
+            outcome.version_id = Some(version_id);
+            outcome.version_stages = vec![AWSCURRENT.to_string()];
+        }
+        self.store.create_secret(rec, write).await.map_err(|e| match e {
+            StoreError::AlreadyExists => CoreError::ResourceExists(format!(
+                "The operation failed because the secret {} already exists.",
+                outcome.name
+            )),
+            other => other.into(),
+        })?;
+        Ok(outcome)
+    }
+
+    /// Adds a version carrying `stages` (idempotent on the token), shared by
+    /// `PutSecretValue` and `UpdateSecret`.
+    async fn add_version(
+        &self,
+        caller: &Caller,
+        secret_id: &str,
+        token: Option<String>,
+        value: &SecretValue,
+        version_stages: &[String],
+        mut also: impl FnMut(&mut SecretRecord),
+    ) -> Result<WriteOutcome, CoreError> {
+        let version_id = match token {
+            Some(t) => t,
+            None => ids::uuid_v4()?,
+        };
+        for _ in 0..WRITE_ATTEMPTS {
+            let rec = self.require_live_secret(caller, secret_id).await?;
+            if let Some(existing) = rec.versions.iter().find(|v| v.version_id == version_id) {
+                if self.same_value(&rec, existing, value).await? {
+                    return Ok(WriteOutcome {
+                        arn: rec.arn.clone(),
+                        name: rec.name.clone(),
+                        version_id: Some(version_id),
+                        version_stages: existing.stages.clone(),
+                    });
+                }
+                return Err(token_in_use(&version_id, &rec.arn));
+            }
+            let now = self.clock.now_millis();
+            let mut next = rec.clone();
+            also(&mut next);
+            let sealed = self.seal(&rec, &version_id, value).await?;
+            let version = VersionRecord { version_id: version_id.clone(), stages: vec![], created_ms: now, last_accessed_ms: None, kind: value.kind() };
+            stages::add_version(&mut next.versions, version, version_stages)?;
+            let removed = stages::prune(&mut next.versions, now);
+            next.last_changed_ms = now;
+            let outcome = WriteOutcome {
+                arn: next.arn.clone(),
+                name: next.name.clone(),
+                version_id: Some(version_id.clone()),
+                version_stages: version_stages.to_vec(),
+            };
+            let write = SecretWrite { new_values: vec![(version_id.clone(), sealed)], removed_versions: removed };
+            if self.commit(&rec, next, write).await? {
+                return Ok(outcome);
+            }
+        }
+        Err(Self::too_much_contention())
+    }
+
+    pub async fn put_secret_value(&self, caller: &Caller, input: PutSecretValueInput) -> Result<WriteOutcome, CoreError> {
+        check_len("secretId", &input.secret_id, 1, 2048, false)?;
+        let token = validate_token(input.client_request_token.as_deref())?;
+        validate_value(input.value.as_ref())?;
+        let stages = match input.version_stages {
+            Some(s) => {
+                if s.is_empty() || s.len() > 20 {
+                    return Err(length_error("versionStages", None, "Member must have length less than or equal to 20"));
+                }
+                s.iter().try_for_each(|x| validate_stage(x))?;
+                s
+            }
+            None => vec![AWSCURRENT.to_string()],
+        };
+        let Some(value) = input.value else {
+            return Err(CoreError::InvalidParameter(
+                "You must provide either SecretString or SecretBinary.".into(),
+            ));
+        };
+        self.add_version(caller, &input.secret_id, token, &value, &stages, |_| {}).await
+    }
+
+    pub async fn update_secret(&self, caller: &Caller, input: UpdateSecretInput) -> Result<WriteOutcome, CoreError> {
+        check_len("secretId", &input.secret_id, 1, 2048, false)?;
+        let token = validate_token(input.client_request_token.as_deref())?;
+        validate_description(input.description.as_deref())?;
+        validate_kms_key(input.kms_key_id.as_deref())?;
+        validate_value(input.value.as_ref())?;
+        let description = input.description.clone();
+        let apply = |rec: &mut SecretRecord| {
+            if let Some(d) = &description {
+                rec.description = Some(d.clone());
+            }
+        };
+        if let Some(value) = &input.value {
+            return self.add_version(caller, &input.secret_id, token, value, &[AWSCURRENT.to_string()], apply).await;
+        }
+        for _ in 0..WRITE_ATTEMPTS {
+            let rec = self.require_live_secret(caller, &input.secret_id).await?;
+            let outcome = WriteOutcome { arn: rec.arn.clone(), name: rec.name.clone(), version_id: None, version_stages: vec![] };
+            if description.is_none() {
+                return Ok(outcome);
+            }
+            let mut next = rec.clone();
+            apply(&mut next);
+            next.last_changed_ms = self.clock.now_millis();
+            if self.commit(&rec, next, SecretWrite::default()).await? {
+                return Ok(outcome);
+            }
+        }
+        Err(Self::too_much_contention())
+    }
+
+    pub async fn update_secret_version_stage(&self, caller: &Caller, input: UpdateSecretVersionStageInput) -> Result<WriteOutcome, CoreError> {
+        validate_stage(&input.version_stage)?;
+        for id in [&input.remove_from_version_id, &input.move_to_version_id].into_iter().flatten() {
+            check_len("versionId", id, 32, 64, false)?;
+        }
+        for _ in 0..WRITE_ATTEMPTS {
+            let rec = self.require_live_secret(caller, &input.secret_id).await?;
+            let mut next = rec.clone();
+            stages::update_stage(
+                &mut next.versions,
+                &input.version_stage,
+                input.remove_from_version_id.as_deref(),
+                input.move_to_version_id.as_deref(),
+            )?;
+            let now = self.clock.now_millis();
+            let removed = stages::prune(&mut next.versions, now);
+            next.last_changed_ms = now;
+            let outcome = WriteOutcome { arn: rec.arn.clone(), name: rec.name.clone(), version_id: None, version_stages: vec![] };
+            if self.commit(&rec, next, SecretWrite { new_values: vec![], removed_versions: removed }).await? {
+                return Ok(outcome);
+            }
+        }
+        Err(Self::too_much_contention())
+    }
+
+    pub async fn describe_secret(&self, caller: &Caller, secret_id: &str) -> Result<SecretRecord, CoreError> {
+        self.require_secret(caller, secret_id).await
+    }
+
+    pub async fn get_secret_value(&self, caller: &Caller, input: GetSecretValueInput) -> Result<SecretValueOutput, CoreError> {
+        if let Some(v) = &input.version_id {
+            check_len("versionId", v, 32, 64, false)?;
+        }
+        if let Some(s) = &input.version_stage {
+            validate_stage(s)?;
+        }
+        let rec = self.require_live_secret(caller, &input.secret_id).await?;
+        let version = match (&input.version_id, &input.version_stage) {
+            (Some(id), stage) => {
+                let v = rec.versions.iter().find(|v| &v.version_id == id).ok_or_else(|| {
+                    CoreError::NotFound(format!("Secrets Manager can't find the specified secret value for VersionId: {id}"))
+                })?;
+                if let Some(stage) = stage
+                    && !v.stages.iter().any(|s| s == stage)
+                {
+                    return Err(CoreError::InvalidRequest(
+                        "You provided a VersionStage that is not associated to the provided VersionId.".into(),
+                    ));
+                }
+                v
+            }
+            (None, stage) => {
+                let stage = stage.as_deref().unwrap_or(AWSCURRENT);
+                stages::holder(&rec.versions, stage).ok_or_else(|| {
+                    CoreError::NotFound(format!("Secrets Manager can't find the specified secret value for staging label: {stage}"))
+                })?
+            }
+        };
+        let value = self.open_version(&rec, version).await?;
+        let today = midnight(self.clock.now_millis());
+        if rec.last_accessed_ms != Some(today) || version.last_accessed_ms != Some(today) {
+            // LastAccessedDate has day granularity, so this writes at most once a day per
+            // version; a failure here must not fail the read.
+            if let Err(e) = self.store.touch_access(&rec.arn, &version.version_id, today).await {
+                tracing::warn!(error = %e, "could not record LastAccessedDate");
+            }
+        }
+        Ok(SecretValueOutput {
+            arn: rec.arn.clone(),
+            name: rec.name.clone(),
+            version_id: version.version_id.clone(),
+            version_stages: version.stages.clone(),
+            created_ms: version.created_ms,
+            value,
+        })
+    }
+
+    pub async fn batch_get_secret_value(&self, caller: &Caller, input: BatchGetSecretValueInput) -> Result<BatchGetSecretValueOutput, CoreError> {
+        match (&input.secret_ids, &input.filters) {
+            (Some(_), Some(_)) => {
+                return Err(CoreError::InvalidParameter(
+                    "Either 'SecretIdList' or 'Filters' must be provided, but not both.".into(),
+                ));
+            }
+            (None, None) => {
+                return Err(CoreError::InvalidParameter("Either 'SecretIdList' or 'Filters' must be provided.".into()));
+            }
+            (Some(_), None) if input.max_results.is_some() => {
+                return Err(CoreError::InvalidParameter(
+                    "'Filters' not specified. 'Filters' must also be specified when 'MaxResults' is provided.".into(),
+                ));
+            }
+            _ => {}
+        }
+        let mut out = BatchGetSecretValueOutput { values: vec![], errors: vec![], next_token: None };
+        if let Some(ids) = input.secret_ids {
+            if ids.is_empty() || ids.len() > 20 {
+                return Err(length_error("secretIdList", None, "Member must have length less than or equal to 20"));
+            }
+            for id in ids {
+                match self.get_secret_value(caller, GetSecretValueInput { secret_id: id.clone(), ..Default::default() }).await {
+                    Ok(v) => out.values.push(v),
+                    Err(CoreError::Internal(e)) => return Err(CoreError::Internal(e)),
+                    Err(e) => out.errors.push((id, e)),
+                }
+            }
+            return Ok(out);
+        }
+        let filters = input.filters.unwrap_or_default();
+        if filters.len() > 10 {
+            return Err(length_error("filters", None, "Member must have length less than or equal to 10"));
+        }
+        listing::validate_filters(&filters)?;
+        let size = page_size(input.max_results, 20, 20, "maxResults")?;
+        let mut all: Vec<SecretRecord> = self
+            .store
+            .list_secrets(&caller.account_id, &caller.region)
+            .await?
+            .into_iter()
+            .filter(|s| s.deleted_ms.is_none() && listing::matches(s, &filters))
+            .collect();
+        listing::sort(&mut all, SortBy::CreatedDate, false);
+        let fp = listing::fingerprint(&["batch", &format!("{filters:?}")]);
+        let (page, next) = paginate(all, size, input.next_token.as_deref(), &fp)?;
+        out.next_token = next;
+        for s in page {
+            match self.get_secret_value(caller, GetSecretValueInput { secret_id: s.arn.clone(), ..Default::default() }).await {
+                Ok(v) => out.values.push(v),
+                Err(CoreError::Internal(e)) => return Err(CoreError::Internal(e)),
+                Err(e) => out.errors.push((s.arn, e)),
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn list_secrets(&self, caller: &Caller, input: ListSecretsInput) -> Result<ListSecretsOutput, CoreError> {
+        if input.filters.len() > 10 {
+            return Err(length_error("filters", None, "Member must have length less than or equal to 10"));
+        }
+        listing::validate_filters(&input.filters)?;
+        let size = page_size(input.max_results, 100, 100, "maxResults")?;
+        let mut all: Vec<SecretRecord> = self
+            .store
+            .list_secrets(&caller.account_id, &caller.region)
+            .await?
+            .into_iter()
+            .filter(|s| (input.include_planned_deletion || s.deleted_ms.is_none()) && listing::matches(s, &input.filters))
+            .collect();
+        listing::sort(&mut all, input.sort_by, input.descending);
+        let fp = listing::fingerprint(&[
+            "list",
+            &format!("{:?}", input.filters),
+            &format!("{:?}{}{}", input.sort_by, input.descending, input.include_planned_deletion),
+        ]);
+        let (secrets, next_token) = paginate(all, size, input.next_token.as_deref(), &fp)?;
+        Ok(ListSecretsOutput { secrets, next_token })
+    }
+
+    pub async fn list_secret_version_ids(&self, caller: &Caller, input: ListSecretVersionIdsInput) -> Result<ListSecretVersionIdsOutput, CoreError> {
+        let size = page_size(input.max_results, 100, 100, "maxResults")?;
+        let rec = self.require_secret(caller, &input.secret_id).await?;
+        let mut versions: Vec<VersionRecord> =
+            rec.versions.iter().filter(|v| input.include_deprecated || !v.stages.is_empty()).cloned().collect();
+        versions.sort_by(|a, b| b.created_ms.cmp(&a.created_ms).then_with(|| a.version_id.cmp(&b.version_id)));
+        let fp = listing::fingerprint(&["versions", &rec.arn, &input.include_deprecated.to_string()]);
+        let (versions, next_token) = paginate(versions, size, input.next_token.as_deref(), &fp)?;
+        Ok(ListSecretVersionIdsOutput { arn: rec.arn, name: rec.name, versions, next_token })
+    }
+
+    pub async fn delete_secret(&self, caller: &Caller, input: DeleteSecretInput) -> Result<DeleteSecretOutput, CoreError> {
+        let force = input.force_delete_without_recovery.unwrap_or(false);
+        if force && input.recovery_window_in_days.is_some() {
+            return Err(CoreError::InvalidParameter(
+                "You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays.".into(),
+            ));
+        }
+        let days = input.recovery_window_in_days.unwrap_or(30);
+        if !(7..=30).contains(&days) {
+            return Err(CoreError::InvalidParameter(
+                "The RecoveryWindowInDays value must be between 7 and 30 days (inclusive).".into(),
+            ));
+        }
+        for _ in 0..WRITE_ATTEMPTS {
+            let now = self.clock.now_millis();
+            let Some(rec) = self.find_secret(caller, &input.secret_id).await? else {
+                // Forcing the deletion of a secret that does not exist is not an error (API
+                // reference, DeleteSecret/ForceDeleteWithoutRecovery).
+                if force {
+                    return Ok(DeleteSecretOutput {
+                        arn: input.secret_id.starts_with("arn:").then(|| input.secret_id.clone()),
+                        name: input.secret_id.clone(),
+                        deletion_date_ms: now,
+                    });
+                }
+                return Err(CoreError::secret_not_found());
+            };
+            if force {
+                self.store.purge_secret(&rec.arn).await?;
+                return Ok(DeleteSecretOutput { arn: Some(rec.arn), name: rec.name, deletion_date_ms: now });
+            }
+            if rec.deleted_ms.is_some() {
+                return Err(CoreError::marked_for_deletion());
+            }
+            let due = now + days * DAY_MS;
+            let mut next = rec.clone();
+            next.deleted_ms = Some(now);
+            next.deletion_due_ms = Some(due);
+            if self.commit(&rec, next, SecretWrite::default()).await? {
+                return Ok(DeleteSecretOutput { arn: Some(rec.arn), name: rec.name, deletion_date_ms: due });
+            }
+        }
+        Err(Self::too_much_contention())
+    }
+
+    pub async fn restore_secret(&self, caller: &Caller, secret_id: &str) -> Result<WriteOutcome, CoreError> {
+        for _ in 0..WRITE_ATTEMPTS {
+            let rec = self.require_secret(caller, secret_id).await?;
+            let outcome = WriteOutcome { arn: rec.arn.clone(), name: rec.name.clone(), version_id: None, version_stages: vec![] };
+            if rec.deleted_ms.is_none() {
+                return Ok(outcome);
+            }
+            let mut next = rec.clone();
+            next.deleted_ms = None;
+            next.deletion_due_ms = None;
+            if self.commit(&rec, next, SecretWrite::default()).await? {
+                return Ok(outcome);
+            }
+        }
+        Err(Self::too_much_contention())
+    }
+
+    pub async fn tag_resource(&self, caller: &Caller, secret_id: &str, tags: &[(String, String)]) -> Result<(), CoreError> {
+        validate_tags(tags)?;
+        self.change_tags(caller, secret_id, |existing| merge_tags(existing, tags)).await
+    }
+
+    pub async fn untag_resource(&self, caller: &Caller, secret_id: &str, keys: &[String]) -> Result<(), CoreError> {
+        for (i, k) in keys.iter().enumerate() {
+            check_len(&format!("tagKeys.{}.member", i + 1), k, 1, 128, false)?;
+        }
+        self.change_tags(caller, secret_id, |existing| {
+            existing.retain(|(k, _)| !keys.contains(k));
+            Ok(())
+        })
+        .await
+    }
+
+    async fn change_tags(
+        &self,
+        caller: &Caller,
+        secret_id: &str,
+        change: impl Fn(&mut Vec<(String, String)>) -> Result<(), CoreError>,
+    ) -> Result<(), CoreError> {
+        for _ in 0..WRITE_ATTEMPTS {
+            let rec = self.require_live_secret(caller, secret_id).await?;
+            let mut next = rec.clone();
+            change(&mut next.tags)?;
+            next.last_changed_ms = self.clock.now_millis();
+            if self.commit(&rec, next, SecretWrite::default()).await? {
+                return Ok(());
+            }
+        }
+        Err(Self::too_much_contention())
+    }
+
+    /// Purges every secret whose recovery window has ended: its record, versions, wrapped
+    /// data keys and ciphertext are deleted (and overwritten on disk). Returns how many.
+    pub async fn purge_due(&self) -> Result<usize, CoreError> {
+        let due = self.store.secrets_due_for_purge(self.clock.now_millis()).await?;
+        for arn in &due {
+            self.store.purge_secret(arn).await?;
+            tracing::info!(secret = %arn, "purged secret at the end of its recovery window");
+        }
+        Ok(due.len())
+    }
+}
+
+fn token_in_use(token: &str, arn: &str) -> CoreError {
+    CoreError::ResourceExists(format!(
+        "You can't use ClientRequestToken {token} because that value is already in use for a version of secret {arn}."
+    ))
+}
