@@ -1,9 +1,22 @@
-//! STUB: replaced by the real protocol layer. Public API that the server builds against.
+//! The AWS wire protocols of coffer. Only this crate knows AWS wire formats: it reads a
+//! request (JSON 1.1, told apart by `X-Amz-Target`), authenticates it with SigV4, runs the
+//! operation in `coffer-core`, and writes the response or the AWS error shape.
+//!
+//! It must never decide domain rules (those are the core's) nor know the HTTP server (the
+//! server hands it a fully read request and sends back what it returns).
+
+mod auth;
+pub mod error;
+mod secretsmanager;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use coffer_core::Coffer;
+
+use crate::auth::Authenticator;
+pub use crate::error::{ApiError, error_response};
 
 /// How requests are authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,19 +30,74 @@ pub enum AuthMode {
 
 /// The AWS API endpoint (`POST /` for every service).
 pub struct Endpoint {
-    _coffer: Arc<Coffer>,
-    _auth: AuthMode,
+    coffer: Arc<Coffer>,
+    auth: Authenticator,
+}
+
+/// A service reachable through the endpoint, and the SigV4 signing name it expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Service {
+    SecretsManager,
+}
+
+impl Service {
+    fn signing_name(self) -> &'static str {
+        match self {
+            Service::SecretsManager => "secretsmanager",
+        }
+    }
+}
+
+fn request_id() -> String {
+    coffer_core::ids::uuid_v4().unwrap_or_else(|_| "00000000-0000-4000-8000-000000000000".to_string())
 }
 
 impl Endpoint {
     #[must_use]
     pub fn new(coffer: Arc<Coffer>, auth: AuthMode) -> Self {
-        Self { _coffer: coffer, _auth: auth }
+        Self { coffer, auth: Authenticator::new(auth) }
     }
 
     /// Handles one AWS API request whose body has been read in full (the server enforces the
     /// body size limit before calling this).
-    pub async fn handle(&self, _request: http::Request<Bytes>, _source_ip: IpAddr) -> http::Response<Bytes> {
-        http::Response::new(Bytes::new())
+    pub async fn handle(&self, request: http::Request<Bytes>, source_ip: IpAddr) -> http::Response<Bytes> {
+        let request_id = request_id();
+        let (parts, body) = request.into_parts();
+        let result = self.run(&parts, &body, source_ip).await;
+        match result {
+            Ok(body) => {
+                let mut resp = http::Response::new(Bytes::from(body));
+                let headers = resp.headers_mut();
+                headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/x-amz-json-1.1"));
+                if let Ok(v) = http::HeaderValue::from_str(&request_id) {
+                    headers.insert("x-amzn-requestid", v);
+                }
+                resp
+            }
+            Err(e) => error_response(&e, &request_id),
+        }
+    }
+
+    async fn run(&self, parts: &http::request::Parts, body: &[u8], source_ip: IpAddr) -> Result<Vec<u8>, ApiError> {
+        let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+        let (service, operation) = match target.and_then(|t| t.split_once('.')) {
+            Some(("secretsmanager", op)) => (Service::SecretsManager, op),
+            Some((prefix, _)) => {
+                // Authenticate first so an unauthenticated probe learns nothing.
+                self.auth.authenticate(&self.coffer, parts, body, prefix, source_ip).await?;
+                return Err(ApiError::new(
+                    "UnknownOperationException",
+                    format!("coffer does not serve the {prefix} API; supported: secretsmanager"),
+                ));
+            }
+            None => {
+                self.auth.authenticate(&self.coffer, parts, body, "secretsmanager", source_ip).await?;
+                return Err(ApiError::new("UnknownOperationException", "The request has no valid X-Amz-Target header."));
+            }
+        };
+        let caller = self.auth.authenticate(&self.coffer, parts, body, service.signing_name(), source_ip).await?;
+        match service {
+            Service::SecretsManager => secretsmanager::dispatch(&self.coffer, &caller, operation, body).await,
+        }
     }
 }

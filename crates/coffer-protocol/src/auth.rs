@@ -1,0 +1,147 @@
+//! Authentication of API requests: SigV4 verification against the caller's access key,
+//! producing the [`Caller`] that every operation receives.
+//!
+//! Signing keys are derived once per access key, day, region and service and then served
+//! from memory; entries are re-checked against the store after [`CACHE_TTL`] so that a
+//! deactivated or deleted key stops working without a restart.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use coffer_core::{Caller, Coffer, PrincipalType};
+use coffer_sigv4::{SignatureClaim, SigningKey};
+
+use crate::AuthMode;
+use crate::error::ApiError;
+
+const CACHE_TTL: Duration = Duration::from_secs(300);
+const CACHE_MAX: usize = 10_000;
+
+type ScopeKey = (String, String, String, String);
+
+struct Entry {
+    key: SigningKey,
+    account_id: String,
+    principal_arn: String,
+    principal_type: PrincipalType,
+    fetched: Instant,
+}
+
+pub(crate) struct Authenticator {
+    mode: AuthMode,
+    cache: RwLock<HashMap<ScopeKey, Arc<Entry>>>,
+    /// The account that `--accept-any-credentials` maps every key to.
+    dev_account: RwLock<Option<String>>,
+}
+
+fn unrecognized() -> ApiError {
+    ApiError::new("UnrecognizedClientException", "The security token included in the request is invalid.")
+}
+
+fn now_unix_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+impl Authenticator {
+    pub fn new(mode: AuthMode) -> Self {
+        Self { mode, cache: RwLock::new(HashMap::new()), dev_account: RwLock::new(None) }
+    }
+
+    /// Authenticates a request for `service` (its SigV4 signing name).
+    pub async fn authenticate(
+        &self,
+        coffer: &Coffer,
+        parts: &http::request::Parts,
+        body: &[u8],
+        service: &str,
+        source_ip: IpAddr,
+    ) -> Result<Caller, ApiError> {
+        if self.mode == AuthMode::AcceptAnyCredentials {
+            return self.accept_any(coffer, parts, source_ip).await;
+        }
+        let claim = coffer_sigv4::parse_claim(parts)?;
+        if claim.security_token.is_some() {
+            // Temporary credentials arrive with STS; until then no session token is valid.
+            return Err(unrecognized());
+        }
+        let entry = self.signing_entry(coffer, &claim).await?;
+        coffer_sigv4::verify(parts, body, &claim, &entry.key, now_unix_secs(), Some(service))?;
+        Ok(Caller {
+            account_id: entry.account_id.clone(),
+            principal_arn: entry.principal_arn.clone(),
+            principal_type: entry.principal_type,
+            access_key_id: claim.access_key_id,
+            region: claim.region,
+            source_ip,
+        })
+    }
+
+    async fn signing_entry(&self, coffer: &Coffer, claim: &SignatureClaim) -> Result<Arc<Entry>, ApiError> {
+        let scope: ScopeKey =
+            (claim.access_key_id.clone(), claim.date.clone(), claim.region.clone(), claim.service.clone());
+        if let Ok(cache) = self.cache.read()
+            && let Some(e) = cache.get(&scope)
+            && e.fetched.elapsed() < CACHE_TTL
+        {
+            return Ok(Arc::clone(e));
+        }
+        let identity = coffer.access_key(&claim.access_key_id).await.map_err(ApiError::from)?.ok_or_else(unrecognized)?;
+        if !identity.active {
+            return Err(unrecognized());
+        }
+        let entry = Arc::new(Entry {
+            key: coffer_sigv4::derive_signing_key(
+                identity.secret_access_key.expose(),
+                &claim.date,
+                &claim.region,
+                &claim.service,
+            ),
+            account_id: identity.account_id,
+            principal_arn: identity.principal_arn,
+            principal_type: identity.principal_type,
+            fetched: Instant::now(),
+        });
+        if let Ok(mut cache) = self.cache.write() {
+            if cache.len() >= CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(scope, Arc::clone(&entry));
+        }
+        Ok(entry)
+    }
+
+    /// `--dev --accept-any-credentials`: whatever the key, the caller is the dev account's
+    /// root; the region still comes from the credential scope when there is one.
+    async fn accept_any(&self, coffer: &Coffer, parts: &http::request::Parts, source_ip: IpAddr) -> Result<Caller, ApiError> {
+        let account_id = match self.dev_account.read().ok().and_then(|a| a.clone()) {
+            Some(a) => a,
+            None => {
+                let first = coffer
+                    .account_ids()
+                    .await
+                    .map_err(ApiError::from)?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| ApiError::from(coffer_core::CoreError::Internal("no account exists".into())))?;
+                if let Ok(mut slot) = self.dev_account.write() {
+                    *slot = Some(first.clone());
+                }
+                first
+            }
+        };
+        let (access_key_id, region) = match coffer_sigv4::parse_claim(parts) {
+            Ok(c) => (c.access_key_id, c.region),
+            Err(_) => ("anonymous".to_string(), "us-east-1".to_string()),
+        };
+        Ok(Caller {
+            principal_arn: format!("arn:aws:iam::{account_id}:root"),
+            account_id,
+            principal_type: PrincipalType::Root,
+            access_key_id,
+            region,
+            source_ip,
+        })
+    }
+}
