@@ -39,7 +39,9 @@ impl ManualClock {
 
     #[must_use]
     pub fn at(millis: EpochMillis) -> Self {
-        Self { now: AtomicI64::new(millis) }
+        Self {
+            now: AtomicI64::new(millis),
+        }
     }
 
     /// Moves the clock forward by `millis` (negative moves it back).

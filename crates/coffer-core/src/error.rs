@@ -50,7 +50,8 @@ impl CoreError {
     /// AWS's message for any read or change of a secret scheduled for deletion.
     pub(crate) fn marked_for_deletion() -> Self {
         CoreError::InvalidRequest(
-            "You can't perform this operation on the secret because it was marked for deletion.".into(),
+            "You can't perform this operation on the secret because it was marked for deletion."
+                .into(),
         )
     }
 }

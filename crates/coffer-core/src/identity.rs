@@ -65,23 +65,39 @@ impl<S: Store> Coffer<S> {
             active: true,
             created_ms: now,
         };
-        self.store.insert_account(account, key).await.map_err(|e| match e {
-            coffer_store::StoreError::AlreadyExists => {
-                CoreError::ResourceExists(format!("account {account_id} already exists"))
-            }
-            other => other.into(),
-        })?;
-        Ok(InitOutcome { account_id, access_key_id, secret_access_key: secret })
+        self.store
+            .insert_account(account, key)
+            .await
+            .map_err(|e| match e {
+                coffer_store::StoreError::AlreadyExists => {
+                    CoreError::ResourceExists(format!("account {account_id} already exists"))
+                }
+                other => other.into(),
+            })?;
+        Ok(InitOutcome {
+            account_id,
+            access_key_id,
+            secret_access_key: secret,
+        })
     }
 
     /// Looks up an access key for SigV4 verification; `None` when unknown.
-    pub async fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKeyIdentity>, CoreError> {
+    pub async fn access_key(
+        &self,
+        access_key_id: &str,
+    ) -> Result<Option<AccessKeyIdentity>, CoreError> {
         let Some(rec) = self.store.get_access_key(access_key_id).await? else {
             return Ok(None);
         };
-        let secret_access_key = self.keyring.open_access_secret(&rec.access_key_id, &rec.sealed_secret)?;
+        let secret_access_key = self
+            .keyring
+            .open_access_secret(&rec.access_key_id, &rec.sealed_secret)?;
         Ok(Some(AccessKeyIdentity {
-            principal_type: if rec.user_name.is_some() { PrincipalType::IamUser } else { PrincipalType::Root },
+            principal_type: if rec.user_name.is_some() {
+                PrincipalType::IamUser
+            } else {
+                PrincipalType::Root
+            },
             access_key_id: rec.access_key_id,
             account_id: rec.account_id,
             principal_arn: rec.principal_arn,
@@ -92,19 +108,27 @@ impl<S: Store> Coffer<S> {
 
     /// Every account id, for `--accept-any-credentials` (which maps any key to the first).
     pub async fn account_ids(&self) -> Result<Vec<String>, CoreError> {
-        Ok(self.store.list_accounts().await?.into_iter().map(|a| a.account_id).collect())
+        Ok(self
+            .store
+            .list_accounts()
+            .await?
+            .into_iter()
+            .map(|a| a.account_id)
+            .collect())
     }
 
     /// The account's key, unwrapped once and then served from memory.
-    pub(crate) async fn account_key(&self, account_id: &str) -> Result<std::sync::Arc<coffer_crypto::SymmetricKey>, CoreError> {
+    pub(crate) async fn account_key(
+        &self,
+        account_id: &str,
+    ) -> Result<std::sync::Arc<coffer_crypto::SymmetricKey>, CoreError> {
         if let Some(k) = self.keyring.cached_account_key(account_id) {
             return Ok(k);
         }
-        let account = self
-            .store
-            .get_account(account_id)
-            .await?
-            .ok_or_else(|| CoreError::Internal(format!("account {account_id} does not exist")))?;
+        let account =
+            self.store.get_account(account_id).await?.ok_or_else(|| {
+                CoreError::Internal(format!("account {account_id} does not exist"))
+            })?;
         self.keyring.account_key(&account)
     }
 }

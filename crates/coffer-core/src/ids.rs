@@ -6,7 +6,8 @@ use coffer_crypto::{SecretBytes, random_below};
 use crate::CoreError;
 
 fn random_string(alphabet: &[u8], len: usize) -> Result<String, CoreError> {
-    let bound = u32::try_from(alphabet.len()).map_err(|_| CoreError::Internal("alphabet too large".into()))?;
+    let bound = u32::try_from(alphabet.len())
+        .map_err(|_| CoreError::Internal("alphabet too large".into()))?;
     let mut s = String::with_capacity(len);
     for _ in 0..len {
         let i = random_below(bound)? as usize;
@@ -25,7 +26,10 @@ pub fn account_id() -> Result<String, CoreError> {
 
 /// A long-term access key id: `AKIA` and 16 characters of AWS's base32 alphabet.
 pub fn access_key_id() -> Result<String, CoreError> {
-    Ok(format!("AKIA{}", random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)?))
+    Ok(format!(
+        "AKIA{}",
+        random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)?
+    ))
 }
 
 /// A 40-character secret access key.
@@ -49,7 +53,14 @@ pub fn uuid_v4() -> Result<String, CoreError> {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = coffer_crypto::hex(&b);
-    Ok(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
 }
 
 #[cfg(test)]

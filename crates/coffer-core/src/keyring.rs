@@ -33,8 +33,15 @@ impl ValueBinding<'_> {
             ValueKind::String => "string",
             ValueKind::Binary => "binary",
         };
-        [b"coffer/secret-value/v1", self.account_id.as_bytes(), self.region.as_bytes(), self.arn.as_bytes(), self.version_id.as_bytes(), kind.as_bytes()]
-            .join(&0u8)
+        [
+            b"coffer/secret-value/v1",
+            self.account_id.as_bytes(),
+            self.region.as_bytes(),
+            self.arn.as_bytes(),
+            self.version_id.as_bytes(),
+            kind.as_bytes(),
+        ]
+        .join(&0u8)
     }
 }
 
@@ -48,7 +55,10 @@ pub(crate) fn access_key_aad(access_key_id: &str) -> Vec<u8> {
 
 impl Keyring {
     pub fn new(root: SymmetricKey) -> Self {
-        Self { root, accounts: RwLock::new(HashMap::new()) }
+        Self {
+            root,
+            accounts: RwLock::new(HashMap::new()),
+        }
     }
 
     /// A new account key, wrapped by the root key.
@@ -59,7 +69,10 @@ impl Keyring {
 
     /// The account key if it was unwrapped before.
     pub fn cached_account_key(&self, account_id: &str) -> Option<Arc<SymmetricKey>> {
-        self.accounts.read().ok().and_then(|cache| cache.get(account_id).cloned())
+        self.accounts
+            .read()
+            .ok()
+            .and_then(|cache| cache.get(account_id).cloned())
     }
 
     /// Unwraps (and caches) an account's key.
@@ -69,8 +82,16 @@ impl Keyring {
         }
         let key = Arc::new(
             self.root
-                .unwrap_key(&account.wrapped_account_key, &account_key_aad(&account.account_id))
-                .map_err(|_| CoreError::Internal(format!("the key of account {} cannot be unwrapped with this root key", account.account_id)))?,
+                .unwrap_key(
+                    &account.wrapped_account_key,
+                    &account_key_aad(&account.account_id),
+                )
+                .map_err(|_| {
+                    CoreError::Internal(format!(
+                        "the key of account {} cannot be unwrapped with this root key",
+                        account.account_id
+                    ))
+                })?,
         );
         if let Ok(mut cache) = self.accounts.write() {
             cache.insert(account.account_id.clone(), Arc::clone(&key));
@@ -79,31 +100,63 @@ impl Keyring {
     }
 
     /// Seals a value under a fresh data key, wrapped by the account key.
-    pub fn seal_value(&self, account_key: &SymmetricKey, binding: &ValueBinding<'_>, plaintext: &[u8]) -> Result<SealedValue, CoreError> {
+    pub fn seal_value(
+        &self,
+        account_key: &SymmetricKey,
+        binding: &ValueBinding<'_>,
+        plaintext: &[u8],
+    ) -> Result<SealedValue, CoreError> {
         let aad = binding.aad();
         let data_key = SymmetricKey::generate()?;
         let sealed = data_key
             .seal("data-key", plaintext, &aad)
             .map_err(|_| CoreError::EncryptionFailure("Secrets Manager can't encrypt the protected secret text using the provided KMS key.".into()))?;
-        let wrapped_key = account_key.wrap(&format!("account/{}", binding.account_id), &data_key, &aad)?;
-        Ok(SealedValue { wrapped_key, sealed })
+        let wrapped_key =
+            account_key.wrap(&format!("account/{}", binding.account_id), &data_key, &aad)?;
+        Ok(SealedValue {
+            wrapped_key,
+            sealed,
+        })
     }
 
     /// Opens a value sealed by [`Keyring::seal_value`] with the same binding.
-    pub fn open_value(&self, account_key: &SymmetricKey, binding: &ValueBinding<'_>, value: &SealedValue) -> Result<SecretBytes, CoreError> {
+    pub fn open_value(
+        &self,
+        account_key: &SymmetricKey,
+        binding: &ValueBinding<'_>,
+        value: &SealedValue,
+    ) -> Result<SecretBytes, CoreError> {
         let aad = binding.aad();
-        let failure = || CoreError::DecryptionFailure("Secrets Manager can't decrypt the protected secret text using the provided KMS key.".into());
-        let data_key = account_key.unwrap_key(&value.wrapped_key, &aad).map_err(|_| failure())?;
+        let failure = || {
+            CoreError::DecryptionFailure("Secrets Manager can't decrypt the protected secret text using the provided KMS key.".into())
+        };
+        let data_key = account_key
+            .unwrap_key(&value.wrapped_key, &aad)
+            .map_err(|_| failure())?;
         data_key.open(&value.sealed, &aad).map_err(|_| failure())
     }
 
-    pub fn seal_access_secret(&self, access_key_id: &str, secret: &SecretBytes) -> Result<Vec<u8>, CoreError> {
-        Ok(self.root.seal("root", secret.expose(), &access_key_aad(access_key_id))?)
+    pub fn seal_access_secret(
+        &self,
+        access_key_id: &str,
+        secret: &SecretBytes,
+    ) -> Result<Vec<u8>, CoreError> {
+        Ok(self
+            .root
+            .seal("root", secret.expose(), &access_key_aad(access_key_id))?)
     }
 
-    pub fn open_access_secret(&self, access_key_id: &str, sealed: &[u8]) -> Result<SecretBytes, CoreError> {
+    pub fn open_access_secret(
+        &self,
+        access_key_id: &str,
+        sealed: &[u8],
+    ) -> Result<SecretBytes, CoreError> {
         self.root
             .open(sealed, &access_key_aad(access_key_id))
-            .map_err(|_| CoreError::Internal(format!("access key {access_key_id} cannot be opened with this root key")))
+            .map_err(|_| {
+                CoreError::Internal(format!(
+                    "access key {access_key_id} cannot be opened with this root key"
+                ))
+            })
     }
 }

@@ -67,7 +67,11 @@ impl Coffer<SqliteStore> {
         let root = coffer_crypto::SymmetricKey::create_root_key_file(&key_path)
             .map_err(|e| CoreError::Internal(e.to_string()))?;
         let store = SqliteStore::open(&db_path)?;
-        let coffer = Coffer { store, keyring: Keyring::new(root), clock: Arc::new(clock::SystemClock) };
+        let coffer = Coffer {
+            store,
+            keyring: Keyring::new(root),
+            clock: Arc::new(clock::SystemClock),
+        };
         let account_id = options.account_id.clone();
         // `init` is synchronous so that it can run before any runtime exists and inside one
         // (dev mode); a short-lived thread with its own runtime serves both.
@@ -75,7 +79,9 @@ impl Coffer<SqliteStore> {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|e| CoreError::Internal(format!("cannot start a runtime for init: {e}")))?;
+                .map_err(|e| {
+                    CoreError::Internal(format!("cannot start a runtime for init: {e}"))
+                })?;
             runtime.block_on(coffer.create_account(account_id.as_deref()))
         })
         .join()
@@ -96,14 +102,26 @@ impl Coffer<SqliteStore> {
         let root = coffer_crypto::SymmetricKey::load_root_key_file(&key_path)
             .map_err(|e| CoreError::InvalidRequest(e.to_string()))?;
         let store = SqliteStore::open(&db_path)?;
-        Ok(Coffer { store, keyring: Keyring::new(root), clock })
+        Ok(Coffer {
+            store,
+            keyring: Keyring::new(root),
+            clock,
+        })
     }
 }
 
 impl<S: Store> Coffer<S> {
     /// A service over any store (tests, other backends).
-    pub fn with_store(store: S, root_key: coffer_crypto::SymmetricKey, clock: Arc<dyn Clock>) -> Self {
-        Coffer { store, keyring: Keyring::new(root_key), clock }
+    pub fn with_store(
+        store: S,
+        root_key: coffer_crypto::SymmetricKey,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Coffer {
+            store,
+            keyring: Keyring::new(root_key),
+            clock,
+        }
     }
 
     pub fn store(&self) -> &S {

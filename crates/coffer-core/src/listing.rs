@@ -108,7 +108,9 @@ fn words_match(pattern: &str, attribute: &str) -> bool {
         return false;
     }
     let have = words(attribute);
-    wanted.iter().all(|w| have.iter().any(|h| h.starts_with(w.as_str())))
+    wanted
+        .iter()
+        .all(|w| have.iter().any(|h| h.starts_with(w.as_str())))
 }
 
 fn attributes(secret: &SecretRecord, key: FilterKey) -> Vec<&str> {
@@ -122,7 +124,12 @@ fn attributes(secret: &SecretRecord, key: FilterKey) -> Vec<&str> {
         FilterKey::All => {
             let mut a = vec![secret.name.as_str()];
             a.extend(secret.description.as_deref());
-            a.extend(secret.tags.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]));
+            a.extend(
+                secret
+                    .tags
+                    .iter()
+                    .flat_map(|(k, v)| [k.as_str(), v.as_str()]),
+            );
             a.extend(secret.owning_service.as_deref());
             a
         }
@@ -144,8 +151,11 @@ fn value_matches(key: FilterKey, value: &str, attrs: &[&str]) -> bool {
 pub fn matches(secret: &SecretRecord, filters: &[Filter]) -> bool {
     filters.iter().all(|f| {
         let attrs = attributes(secret, f.key);
-        let (negated, wanted): (Vec<&String>, Vec<&String>) = f.values.iter().partition(|v| v.starts_with('!'));
-        let excluded = negated.iter().any(|v| value_matches(f.key, &v[1..], &attrs));
+        let (negated, wanted): (Vec<&String>, Vec<&String>) =
+            f.values.iter().partition(|v| v.starts_with('!'));
+        let excluded = negated
+            .iter()
+            .any(|v| value_matches(f.key, &v[1..], &attrs));
         let included = wanted.is_empty() || wanted.iter().any(|v| value_matches(f.key, v, &attrs));
         included && !excluded
     })
@@ -186,14 +196,20 @@ pub fn encode_token(offset: usize, fingerprint: &str) -> String {
 
 pub fn decode_token(token: &str, fingerprint: &str) -> Result<usize, CoreError> {
     let invalid = || CoreError::InvalidNextToken("The NextToken value is invalid.".into());
-    if token.len() % 2 != 0 || token.len() > 512 {
+    if !token.len().is_multiple_of(2) || token.len() > 512 {
         return Err(invalid());
     }
     let bytes: Option<Vec<u8>> = (0..token.len())
         .step_by(2)
-        .map(|i| token.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .map(|i| {
+            token
+                .get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
         .collect();
-    let text = bytes.and_then(|b| String::from_utf8(b).ok()).ok_or_else(invalid)?;
+    let text = bytes
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(invalid)?;
     let mut parts = text.splitn(3, ':');
     match (parts.next(), parts.next(), parts.next()) {
         (Some("1"), Some(off), Some(fp)) if fp == fingerprint => off.parse().map_err(|_| invalid()),
@@ -219,7 +235,10 @@ mod tests {
             name: name.into(),
             description: description.map(Into::into),
             kms_key_id: None,
-            tags: tags.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
             owning_service: None,
             created_ms: 0,
             last_changed_ms: 0,
@@ -232,12 +251,19 @@ mod tests {
     }
 
     fn f(key: FilterKey, values: &[&str]) -> Filter {
-        Filter { key, values: values.iter().map(|v| (*v).into()).collect() }
+        Filter {
+            key,
+            values: values.iter().map(|v| (*v).into()).collect(),
+        }
     }
 
     #[test]
     fn filter_table() {
-        let s = secret("prod/MyDatabase", Some("Primary Postgres password"), &[("team", "Payments"), ("env", "prod")]);
+        let s = secret(
+            "prod/MyDatabase",
+            Some("Primary Postgres password"),
+            &[("team", "Payments"), ("env", "prod")],
+        );
         let cases: &[(Filter, bool)] = &[
             (f(FilterKey::Name, &["prod/"]), true),
             (f(FilterKey::Name, &["Prod/"]), false),
@@ -261,11 +287,27 @@ mod tests {
             (f(FilterKey::All, &["nothing"]), false),
         ];
         for (filter, want) in cases {
-            assert_eq!(matches(&s, std::slice::from_ref(filter)), *want, "{filter:?}");
+            assert_eq!(
+                matches(&s, std::slice::from_ref(filter)),
+                *want,
+                "{filter:?}"
+            );
         }
         // keys combine with AND
-        assert!(matches(&s, &[f(FilterKey::Name, &["prod"]), f(FilterKey::TagKey, &["env"])]));
-        assert!(!matches(&s, &[f(FilterKey::Name, &["prod"]), f(FilterKey::TagKey, &["owner"])]));
+        assert!(matches(
+            &s,
+            &[
+                f(FilterKey::Name, &["prod"]),
+                f(FilterKey::TagKey, &["env"])
+            ]
+        ));
+        assert!(!matches(
+            &s,
+            &[
+                f(FilterKey::Name, &["prod"]),
+                f(FilterKey::TagKey, &["owner"])
+            ]
+        ));
     }
 
     #[test]
@@ -281,10 +323,20 @@ mod tests {
 
     #[test]
     fn sorting_is_stable_by_arn() {
-        let mut v = vec![secret("b", None, &[]), secret("a", None, &[]), secret("c", None, &[])];
+        let mut v = vec![
+            secret("b", None, &[]),
+            secret("a", None, &[]),
+            secret("c", None, &[]),
+        ];
         sort(&mut v, SortBy::Name, false);
-        assert_eq!(v.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(
+            v.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
         sort(&mut v, SortBy::Name, true);
-        assert_eq!(v.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["c", "b", "a"]);
+        assert_eq!(
+            v.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["c", "b", "a"]
+        );
     }
 }

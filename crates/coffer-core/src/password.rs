@@ -36,7 +36,8 @@ pub fn generate(spec: &PasswordSpec) -> Result<SecretBytes, CoreError> {
     }
     let length = usize::try_from(length).map_err(|_| CoreError::Internal("length".into()))?;
     let excluded = spec.exclude_characters.as_deref().unwrap_or("");
-    let keep = |set: &str| -> Vec<char> { set.chars().filter(|c| !excluded.contains(*c)).collect() };
+    let keep =
+        |set: &str| -> Vec<char> { set.chars().filter(|c| !excluded.contains(*c)).collect() };
 
     let mut classes: Vec<Vec<char>> = Vec::new();
     if !spec.exclude_lowercase {
@@ -122,7 +123,10 @@ mod tests {
             ..Default::default()
         };
         let p = gen_str(&spec);
-        assert!(!p.chars().any(|c| "abcXYZ012".contains(c) || PUNCTUATION.contains(c)));
+        assert!(
+            !p.chars()
+                .any(|c| "abcXYZ012".contains(c) || PUNCTUATION.contains(c))
+        );
         let digits_only = PasswordSpec {
             length: Some(64),
             exclude_lowercase: true,
@@ -135,19 +139,39 @@ mod tests {
 
     #[test]
     fn space_only_when_asked() {
-        let spec = PasswordSpec { length: Some(4096), include_space: true, ..Default::default() };
+        let spec = PasswordSpec {
+            length: Some(4096),
+            include_space: true,
+            ..Default::default()
+        };
         assert!(gen_str(&spec).contains(' '));
     }
 
     #[test]
     fn limits_and_impossible_specs() {
-        let too_long = PasswordSpec { length: Some(4097), ..Default::default() };
+        let too_long = PasswordSpec {
+            length: Some(4097),
+            ..Default::default()
+        };
         assert!(matches!(generate(&too_long), Err(CoreError::Validation(_))));
-        let zero = PasswordSpec { length: Some(0), ..Default::default() };
+        let zero = PasswordSpec {
+            length: Some(0),
+            ..Default::default()
+        };
         assert!(matches!(generate(&zero), Err(CoreError::Validation(_))));
-        let short = PasswordSpec { length: Some(3), ..Default::default() };
-        assert!(matches!(generate(&short), Err(CoreError::InvalidParameter(_))));
-        let short_ok = PasswordSpec { length: Some(3), require_each_included_type: Some(false), ..Default::default() };
+        let short = PasswordSpec {
+            length: Some(3),
+            ..Default::default()
+        };
+        assert!(matches!(
+            generate(&short),
+            Err(CoreError::InvalidParameter(_))
+        ));
+        let short_ok = PasswordSpec {
+            length: Some(3),
+            require_each_included_type: Some(false),
+            ..Default::default()
+        };
         assert_eq!(gen_str(&short_ok).len(), 3);
         let nothing = PasswordSpec {
             exclude_lowercase: true,
@@ -156,6 +180,9 @@ mod tests {
             exclude_punctuation: true,
             ..Default::default()
         };
-        assert!(matches!(generate(&nothing), Err(CoreError::InvalidParameter(_))));
+        assert!(matches!(
+            generate(&nothing),
+            Err(CoreError::InvalidParameter(_))
+        ));
     }
 }

@@ -174,21 +174,37 @@ fn length_error(field: &str, value: Option<&str>, constraint: &str) -> CoreError
     ))
 }
 
-fn check_len(field: &str, value: &str, min: usize, max: usize, sensitive: bool) -> Result<(), CoreError> {
+fn check_len(
+    field: &str,
+    value: &str,
+    min: usize,
+    max: usize,
+    sensitive: bool,
+) -> Result<(), CoreError> {
     let n = value.chars().count();
     let shown = if sensitive { None } else { Some(value) };
     if n < min {
-        return Err(length_error(field, shown, &format!("Member must have length greater than or equal to {min}")));
+        return Err(length_error(
+            field,
+            shown,
+            &format!("Member must have length greater than or equal to {min}"),
+        ));
     }
     if n > max {
-        return Err(length_error(field, shown, &format!("Member must have length less than or equal to {max}")));
+        return Err(length_error(
+            field,
+            shown,
+            &format!("Member must have length less than or equal to {max}"),
+        ));
     }
     Ok(())
 }
 
 pub(crate) fn validate_name(name: &str) -> Result<(), CoreError> {
     check_len("name", name, 1, 512, false)?;
-    let ok = name.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b));
+    let ok = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b));
     if !ok {
         return Err(CoreError::InvalidParameter(
             "Invalid name. Must be a valid name containing alphanumeric characters, or any of the following: -/_+=.@!"
@@ -216,10 +232,18 @@ fn validate_value(value: Option<&SecretValue>) -> Result<(), CoreError> {
         };
         let n = v.bytes().len();
         if n == 0 {
-            return Err(length_error(field, None, "Member must have length greater than or equal to 1"));
+            return Err(length_error(
+                field,
+                None,
+                "Member must have length greater than or equal to 1",
+            ));
         }
         if n > MAX_VALUE_BYTES {
-            return Err(length_error(field, None, "Member must have length less than or equal to 65536"));
+            return Err(length_error(
+                field,
+                None,
+                "Member must have length less than or equal to 65536",
+            ));
         }
     }
     Ok(())
@@ -265,7 +289,10 @@ fn validate_stage(stage: &str) -> Result<(), CoreError> {
     check_len("versionStage", stage, 1, 256, false)
 }
 
-fn merge_tags(existing: &mut Vec<(String, String)>, new: &[(String, String)]) -> Result<(), CoreError> {
+fn merge_tags(
+    existing: &mut Vec<(String, String)>,
+    new: &[(String, String)],
+) -> Result<(), CoreError> {
     for (k, v) in new {
         match existing.iter_mut().find(|(ek, _)| ek == k) {
             Some(slot) => slot.1 = v.clone(),
@@ -284,16 +311,34 @@ fn midnight(ms: i64) -> i64 {
     ms.div_euclid(DAY_MS) * DAY_MS
 }
 
-fn page_size(max_results: Option<i64>, default: usize, max: i64, field: &str) -> Result<usize, CoreError> {
+fn page_size(
+    max_results: Option<i64>,
+    default: usize,
+    max: i64,
+    field: &str,
+) -> Result<usize, CoreError> {
     match max_results {
         None => Ok(default),
-        Some(n) if n < 1 => Err(length_error(field, Some(&n.to_string()), "Member must have value greater than or equal to 1")),
-        Some(n) if n > max => Err(length_error(field, Some(&n.to_string()), &format!("Member must have value less than or equal to {max}"))),
+        Some(n) if n < 1 => Err(length_error(
+            field,
+            Some(&n.to_string()),
+            "Member must have value greater than or equal to 1",
+        )),
+        Some(n) if n > max => Err(length_error(
+            field,
+            Some(&n.to_string()),
+            &format!("Member must have value less than or equal to {max}"),
+        )),
         Some(n) => usize::try_from(n).map_err(|_| CoreError::Internal("page size".into())),
     }
 }
 
-fn paginate<T>(items: Vec<T>, size: usize, token: Option<&str>, fingerprint: &str) -> Result<(Vec<T>, Option<String>), CoreError> {
+fn paginate<T>(
+    items: Vec<T>,
+    size: usize,
+    token: Option<&str>,
+    fingerprint: &str,
+) -> Result<(Vec<T>, Option<String>), CoreError> {
     let start = match token {
         Some(t) => listing::decode_token(t, fingerprint)?,
         None => 0,
@@ -310,11 +355,23 @@ impl<S: Store> Coffer<S> {
 
     /// Finds a secret by name, full ARN or partial ARN (the ARN without the `-XXXXXX`
     /// suffix), within the caller's account and region.
-    async fn find_secret(&self, caller: &Caller, secret_id: &str) -> Result<Option<SecretRecord>, CoreError> {
+    async fn find_secret(
+        &self,
+        caller: &Caller,
+        secret_id: &str,
+    ) -> Result<Option<SecretRecord>, CoreError> {
         check_len("secretId", secret_id, 1, 2048, false)?;
         if let Some(rest) = secret_id.strip_prefix("arn:") {
             let parts: Vec<&str> = rest.splitn(6, ':').collect();
-            let [_partition, service, region, account, resource_type, name_part] = parts.as_slice() else {
+            let [
+                _partition,
+                service,
+                region,
+                account,
+                resource_type,
+                name_part,
+            ] = parts.as_slice()
+            else {
                 return Ok(None);
             };
             if *service != "secretsmanager" || *resource_type != "secret" {
@@ -328,16 +385,32 @@ impl<S: Store> Coffer<S> {
             if let Some(found) = self.store.get_secret_by_arn(secret_id).await? {
                 return Ok(Some(found));
             }
-            return Ok(self.store.get_secret_by_name(account, region, name_part).await?);
+            return Ok(self
+                .store
+                .get_secret_by_name(account, region, name_part)
+                .await?);
         }
-        Ok(self.store.get_secret_by_name(&caller.account_id, &caller.region, secret_id).await?)
+        Ok(self
+            .store
+            .get_secret_by_name(&caller.account_id, &caller.region, secret_id)
+            .await?)
     }
 
-    async fn require_secret(&self, caller: &Caller, secret_id: &str) -> Result<SecretRecord, CoreError> {
-        self.find_secret(caller, secret_id).await?.ok_or_else(CoreError::secret_not_found)
+    async fn require_secret(
+        &self,
+        caller: &Caller,
+        secret_id: &str,
+    ) -> Result<SecretRecord, CoreError> {
+        self.find_secret(caller, secret_id)
+            .await?
+            .ok_or_else(CoreError::secret_not_found)
     }
 
-    async fn require_live_secret(&self, caller: &Caller, secret_id: &str) -> Result<SecretRecord, CoreError> {
+    async fn require_live_secret(
+        &self,
+        caller: &Caller,
+        secret_id: &str,
+    ) -> Result<SecretRecord, CoreError> {
         let rec = self.require_secret(caller, secret_id).await?;
         if rec.deleted_ms.is_some() {
             return Err(CoreError::marked_for_deletion());
@@ -345,23 +418,55 @@ impl<S: Store> Coffer<S> {
         Ok(rec)
     }
 
-    fn binding<'a>(rec: &'a SecretRecord, version_id: &'a str, kind: ValueKind) -> ValueBinding<'a> {
-        ValueBinding { account_id: &rec.account_id, region: &rec.region, arn: &rec.arn, version_id, kind }
+    fn binding<'a>(
+        rec: &'a SecretRecord,
+        version_id: &'a str,
+        kind: ValueKind,
+    ) -> ValueBinding<'a> {
+        ValueBinding {
+            account_id: &rec.account_id,
+            region: &rec.region,
+            arn: &rec.arn,
+            version_id,
+            kind,
+        }
     }
 
-    async fn seal(&self, rec: &SecretRecord, version_id: &str, value: &SecretValue) -> Result<coffer_store::SealedValue, CoreError> {
+    async fn seal(
+        &self,
+        rec: &SecretRecord,
+        version_id: &str,
+        value: &SecretValue,
+    ) -> Result<coffer_store::SealedValue, CoreError> {
         let key = self.account_key(&rec.account_id).await?;
-        self.keyring.seal_value(&key, &Self::binding(rec, version_id, value.kind()), value.bytes().expose())
+        self.keyring.seal_value(
+            &key,
+            &Self::binding(rec, version_id, value.kind()),
+            value.bytes().expose(),
+        )
     }
 
-    async fn open_version(&self, rec: &SecretRecord, version: &VersionRecord) -> Result<SecretValue, CoreError> {
+    async fn open_version(
+        &self,
+        rec: &SecretRecord,
+        version: &VersionRecord,
+    ) -> Result<SecretValue, CoreError> {
         let sealed = self
             .store
             .get_sealed_value(&rec.arn, &version.version_id)
             .await?
-            .ok_or_else(|| CoreError::Internal(format!("value of version {} of {} is missing", version.version_id, rec.arn)))?;
+            .ok_or_else(|| {
+                CoreError::Internal(format!(
+                    "value of version {} of {} is missing",
+                    version.version_id, rec.arn
+                ))
+            })?;
         let key = self.account_key(&rec.account_id).await?;
-        let plain = self.keyring.open_value(&key, &Self::binding(rec, &version.version_id, version.kind), &sealed)?;
+        let plain = self.keyring.open_value(
+            &key,
+            &Self::binding(rec, &version.version_id, version.kind),
+            &sealed,
+        )?;
         Ok(match version.kind {
             ValueKind::String => SecretValue::String(plain),
             ValueKind::Binary => SecretValue::Binary(plain),
@@ -369,18 +474,35 @@ impl<S: Store> Coffer<S> {
     }
 
     /// Whether an existing version holds exactly `value` (for idempotent retries).
-    async fn same_value(&self, rec: &SecretRecord, version: &VersionRecord, value: &SecretValue) -> Result<bool, CoreError> {
+    async fn same_value(
+        &self,
+        rec: &SecretRecord,
+        version: &VersionRecord,
+        value: &SecretValue,
+    ) -> Result<bool, CoreError> {
         if version.kind != value.kind() {
             return Ok(false);
         }
         let stored = self.open_version(rec, version).await?;
-        Ok(constant_time_eq(stored.bytes().expose(), value.bytes().expose()))
+        Ok(constant_time_eq(
+            stored.bytes().expose(),
+            value.bytes().expose(),
+        ))
     }
 
     /// Writes `next` if the secret is still at `current.revision`. `Ok(false)` on conflict.
-    async fn commit(&self, current: &SecretRecord, mut next: SecretRecord, write: SecretWrite) -> Result<bool, CoreError> {
+    async fn commit(
+        &self,
+        current: &SecretRecord,
+        mut next: SecretRecord,
+        write: SecretWrite,
+    ) -> Result<bool, CoreError> {
         next.revision = current.revision + 1;
-        match self.store.update_secret(current.revision, next, write).await {
+        match self
+            .store
+            .update_secret(current.revision, next, write)
+            .await
+        {
             Ok(()) => Ok(true),
             Err(StoreError::Conflict) => Ok(false),
             Err(e) => Err(e.into()),
@@ -393,7 +515,11 @@ impl<S: Store> Coffer<S> {
 
     // ---------- operations ----------
 
-    pub async fn create_secret(&self, caller: &Caller, input: CreateSecretInput) -> Result<WriteOutcome, CoreError> {
+    pub async fn create_secret(
+        &self,
+        caller: &Caller,
+        input: CreateSecretInput,
+    ) -> Result<WriteOutcome, CoreError> {
         validate_name(&input.name)?;
         let token = validate_token(input.client_request_token.as_deref())?;
         validate_description(input.description.as_deref())?;
@@ -403,7 +529,11 @@ impl<S: Store> Coffer<S> {
         let mut tags = Vec::new();
         merge_tags(&mut tags, &input.tags)?;
 
-        if let Some(existing) = self.store.get_secret_by_name(&caller.account_id, &caller.region, &input.name).await? {
+        if let Some(existing) = self
+            .store
+            .get_secret_by_name(&caller.account_id, &caller.region, &input.name)
+            .await?
+        {
             if existing.deleted_ms.is_some() {
                 return Err(CoreError::InvalidRequest(
                     "You can't create this secret because a secret with this name is already scheduled for deletion."
@@ -457,26 +587,40 @@ impl<S: Store> Coffer<S> {
             revision: 1,
         };
         let mut write = SecretWrite::default();
-        let mut outcome = WriteOutcome { arn: rec.arn.clone(), name: rec.name.clone(), version_id: None, version_stages: vec![] };
+        let mut outcome = WriteOutcome {
+            arn: rec.arn.clone(),
+            name: rec.name.clone(),
+            version_id: None,
+            version_stages: vec![],
+        };
         if let Some(value) = &input.value {
             let version_id = match token {
                 Some(t) => t,
                 None => ids::uuid_v4()?,
             };
             let sealed = self.seal(&rec, &version_id, value).await?;
-            let version = VersionRecord { version_id: version_id.clone(), stages: vec![], created_ms: now, last_accessed_ms: None, kind: value.kind() };
+            let version = VersionRecord {
+                version_id: version_id.clone(),
+                stages: vec![],
+                created_ms: now,
+                last_accessed_ms: None,
+                kind: value.kind(),
+            };
             stages::add_version(&mut rec.versions, version, &[AWSCURRENT.to_string()])?;
             write.new_values.push((version_id.clone(), sealed));
             outcome.version_id = Some(version_id);
             outcome.version_stages = vec![AWSCURRENT.to_string()];
         }
-        self.store.create_secret(rec, write).await.map_err(|e| match e {
-            StoreError::AlreadyExists => CoreError::ResourceExists(format!(
-                "The operation failed because the secret {} already exists.",
-                outcome.name
-            )),
-            other => other.into(),
-        })?;
+        self.store
+            .create_secret(rec, write)
+            .await
+            .map_err(|e| match e {
+                StoreError::AlreadyExists => CoreError::ResourceExists(format!(
+                    "The operation failed because the secret {} already exists.",
+                    outcome.name
+                )),
+                other => other.into(),
+            })?;
         Ok(outcome)
     }
 
@@ -512,7 +656,13 @@ impl<S: Store> Coffer<S> {
             let mut next = rec.clone();
             also(&mut next);
             let sealed = self.seal(&rec, &version_id, value).await?;
-            let version = VersionRecord { version_id: version_id.clone(), stages: vec![], created_ms: now, last_accessed_ms: None, kind: value.kind() };
+            let version = VersionRecord {
+                version_id: version_id.clone(),
+                stages: vec![],
+                created_ms: now,
+                last_accessed_ms: None,
+                kind: value.kind(),
+            };
             stages::add_version(&mut next.versions, version, version_stages)?;
             let removed = stages::prune(&mut next.versions, now);
             next.last_changed_ms = now;
@@ -522,7 +672,10 @@ impl<S: Store> Coffer<S> {
                 version_id: Some(version_id.clone()),
                 version_stages: version_stages.to_vec(),
             };
-            let write = SecretWrite { new_values: vec![(version_id.clone(), sealed)], removed_versions: removed };
+            let write = SecretWrite {
+                new_values: vec![(version_id.clone(), sealed)],
+                removed_versions: removed,
+            };
             if self.commit(&rec, next, write).await? {
                 return Ok(outcome);
             }
@@ -530,14 +683,22 @@ impl<S: Store> Coffer<S> {
         Err(Self::too_much_contention())
     }
 
-    pub async fn put_secret_value(&self, caller: &Caller, input: PutSecretValueInput) -> Result<WriteOutcome, CoreError> {
+    pub async fn put_secret_value(
+        &self,
+        caller: &Caller,
+        input: PutSecretValueInput,
+    ) -> Result<WriteOutcome, CoreError> {
         check_len("secretId", &input.secret_id, 1, 2048, false)?;
         let token = validate_token(input.client_request_token.as_deref())?;
         validate_value(input.value.as_ref())?;
         let stages = match input.version_stages {
             Some(s) => {
                 if s.is_empty() || s.len() > 20 {
-                    return Err(length_error("versionStages", None, "Member must have length less than or equal to 20"));
+                    return Err(length_error(
+                        "versionStages",
+                        None,
+                        "Member must have length less than or equal to 20",
+                    ));
                 }
                 s.iter().try_for_each(|x| validate_stage(x))?;
                 s
@@ -549,10 +710,15 @@ impl<S: Store> Coffer<S> {
                 "You must provide either SecretString or SecretBinary.".into(),
             ));
         };
-        self.add_version(caller, &input.secret_id, token, &value, &stages, |_| {}).await
+        self.add_version(caller, &input.secret_id, token, &value, &stages, |_| {})
+            .await
     }
 
-    pub async fn update_secret(&self, caller: &Caller, input: UpdateSecretInput) -> Result<WriteOutcome, CoreError> {
+    pub async fn update_secret(
+        &self,
+        caller: &Caller,
+        input: UpdateSecretInput,
+    ) -> Result<WriteOutcome, CoreError> {
         check_len("secretId", &input.secret_id, 1, 2048, false)?;
         let token = validate_token(input.client_request_token.as_deref())?;
         validate_description(input.description.as_deref())?;
@@ -565,11 +731,25 @@ impl<S: Store> Coffer<S> {
             }
         };
         if let Some(value) = &input.value {
-            return self.add_version(caller, &input.secret_id, token, value, &[AWSCURRENT.to_string()], apply).await;
+            return self
+                .add_version(
+                    caller,
+                    &input.secret_id,
+                    token,
+                    value,
+                    &[AWSCURRENT.to_string()],
+                    apply,
+                )
+                .await;
         }
         for _ in 0..WRITE_ATTEMPTS {
             let rec = self.require_live_secret(caller, &input.secret_id).await?;
-            let outcome = WriteOutcome { arn: rec.arn.clone(), name: rec.name.clone(), version_id: None, version_stages: vec![] };
+            let outcome = WriteOutcome {
+                arn: rec.arn.clone(),
+                name: rec.name.clone(),
+                version_id: None,
+                version_stages: vec![],
+            };
             if description.is_none() {
                 return Ok(outcome);
             }
@@ -583,9 +763,16 @@ impl<S: Store> Coffer<S> {
         Err(Self::too_much_contention())
     }
 
-    pub async fn update_secret_version_stage(&self, caller: &Caller, input: UpdateSecretVersionStageInput) -> Result<WriteOutcome, CoreError> {
+    pub async fn update_secret_version_stage(
+        &self,
+        caller: &Caller,
+        input: UpdateSecretVersionStageInput,
+    ) -> Result<WriteOutcome, CoreError> {
         validate_stage(&input.version_stage)?;
-        for id in [&input.remove_from_version_id, &input.move_to_version_id].into_iter().flatten() {
+        for id in [&input.remove_from_version_id, &input.move_to_version_id]
+            .into_iter()
+            .flatten()
+        {
             check_len("versionId", id, 32, 64, false)?;
         }
         for _ in 0..WRITE_ATTEMPTS {
@@ -600,19 +787,42 @@ impl<S: Store> Coffer<S> {
             let now = self.clock.now_millis();
             let removed = stages::prune(&mut next.versions, now);
             next.last_changed_ms = now;
-            let outcome = WriteOutcome { arn: rec.arn.clone(), name: rec.name.clone(), version_id: None, version_stages: vec![] };
-            if self.commit(&rec, next, SecretWrite { new_values: vec![], removed_versions: removed }).await? {
+            let outcome = WriteOutcome {
+                arn: rec.arn.clone(),
+                name: rec.name.clone(),
+                version_id: None,
+                version_stages: vec![],
+            };
+            if self
+                .commit(
+                    &rec,
+                    next,
+                    SecretWrite {
+                        new_values: vec![],
+                        removed_versions: removed,
+                    },
+                )
+                .await?
+            {
                 return Ok(outcome);
             }
         }
         Err(Self::too_much_contention())
     }
 
-    pub async fn describe_secret(&self, caller: &Caller, secret_id: &str) -> Result<SecretRecord, CoreError> {
+    pub async fn describe_secret(
+        &self,
+        caller: &Caller,
+        secret_id: &str,
+    ) -> Result<SecretRecord, CoreError> {
         self.require_secret(caller, secret_id).await
     }
 
-    pub async fn get_secret_value(&self, caller: &Caller, input: GetSecretValueInput) -> Result<SecretValueOutput, CoreError> {
+    pub async fn get_secret_value(
+        &self,
+        caller: &Caller,
+        input: GetSecretValueInput,
+    ) -> Result<SecretValueOutput, CoreError> {
         if let Some(v) = &input.version_id {
             check_len("versionId", v, 32, 64, false)?;
         }
@@ -646,7 +856,11 @@ impl<S: Store> Coffer<S> {
         if rec.last_accessed_ms != Some(today) || version.last_accessed_ms != Some(today) {
             // LastAccessedDate has day granularity, so this writes at most once a day per
             // version; a failure here must not fail the read.
-            if let Err(e) = self.store.touch_access(&rec.arn, &version.version_id, today).await {
+            if let Err(e) = self
+                .store
+                .touch_access(&rec.arn, &version.version_id, today)
+                .await
+            {
                 tracing::warn!(error = %e, "could not record LastAccessedDate");
             }
         }
@@ -660,7 +874,11 @@ impl<S: Store> Coffer<S> {
         })
     }
 
-    pub async fn batch_get_secret_value(&self, caller: &Caller, input: BatchGetSecretValueInput) -> Result<BatchGetSecretValueOutput, CoreError> {
+    pub async fn batch_get_secret_value(
+        &self,
+        caller: &Caller,
+        input: BatchGetSecretValueInput,
+    ) -> Result<BatchGetSecretValueOutput, CoreError> {
         match (&input.secret_ids, &input.filters) {
             (Some(_), Some(_)) => {
                 return Err(CoreError::InvalidParameter(
@@ -668,7 +886,9 @@ impl<S: Store> Coffer<S> {
                 ));
             }
             (None, None) => {
-                return Err(CoreError::InvalidParameter("Either 'SecretIdList' or 'Filters' must be provided.".into()));
+                return Err(CoreError::InvalidParameter(
+                    "Either 'SecretIdList' or 'Filters' must be provided.".into(),
+                ));
             }
             (Some(_), None) if input.max_results.is_some() => {
                 return Err(CoreError::InvalidParameter(
@@ -677,13 +897,30 @@ impl<S: Store> Coffer<S> {
             }
             _ => {}
         }
-        let mut out = BatchGetSecretValueOutput { values: vec![], errors: vec![], next_token: None };
+        let mut out = BatchGetSecretValueOutput {
+            values: vec![],
+            errors: vec![],
+            next_token: None,
+        };
         if let Some(ids) = input.secret_ids {
             if ids.is_empty() || ids.len() > 20 {
-                return Err(length_error("secretIdList", None, "Member must have length less than or equal to 20"));
+                return Err(length_error(
+                    "secretIdList",
+                    None,
+                    "Member must have length less than or equal to 20",
+                ));
             }
             for id in ids {
-                match self.get_secret_value(caller, GetSecretValueInput { secret_id: id.clone(), ..Default::default() }).await {
+                match self
+                    .get_secret_value(
+                        caller,
+                        GetSecretValueInput {
+                            secret_id: id.clone(),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                {
                     Ok(v) => out.values.push(v),
                     Err(CoreError::Internal(e)) => return Err(CoreError::Internal(e)),
                     Err(e) => out.errors.push((id, e)),
@@ -693,7 +930,11 @@ impl<S: Store> Coffer<S> {
         }
         let filters = input.filters.unwrap_or_default();
         if filters.len() > 10 {
-            return Err(length_error("filters", None, "Member must have length less than or equal to 10"));
+            return Err(length_error(
+                "filters",
+                None,
+                "Member must have length less than or equal to 10",
+            ));
         }
         listing::validate_filters(&filters)?;
         let size = page_size(input.max_results, 20, 20, "maxResults")?;
@@ -709,7 +950,16 @@ impl<S: Store> Coffer<S> {
         let (page, next) = paginate(all, size, input.next_token.as_deref(), &fp)?;
         out.next_token = next;
         for s in page {
-            match self.get_secret_value(caller, GetSecretValueInput { secret_id: s.arn.clone(), ..Default::default() }).await {
+            match self
+                .get_secret_value(
+                    caller,
+                    GetSecretValueInput {
+                        secret_id: s.arn.clone(),
+                        ..Default::default()
+                    },
+                )
+                .await
+            {
                 Ok(v) => out.values.push(v),
                 Err(CoreError::Internal(e)) => return Err(CoreError::Internal(e)),
                 Err(e) => out.errors.push((s.arn, e)),
@@ -718,9 +968,17 @@ impl<S: Store> Coffer<S> {
         Ok(out)
     }
 
-    pub async fn list_secrets(&self, caller: &Caller, input: ListSecretsInput) -> Result<ListSecretsOutput, CoreError> {
+    pub async fn list_secrets(
+        &self,
+        caller: &Caller,
+        input: ListSecretsInput,
+    ) -> Result<ListSecretsOutput, CoreError> {
         if input.filters.len() > 10 {
-            return Err(length_error("filters", None, "Member must have length less than or equal to 10"));
+            return Err(length_error(
+                "filters",
+                None,
+                "Member must have length less than or equal to 10",
+            ));
         }
         listing::validate_filters(&input.filters)?;
         let size = page_size(input.max_results, 100, 100, "maxResults")?;
@@ -729,30 +987,61 @@ impl<S: Store> Coffer<S> {
             .list_secrets(&caller.account_id, &caller.region)
             .await?
             .into_iter()
-            .filter(|s| (input.include_planned_deletion || s.deleted_ms.is_none()) && listing::matches(s, &input.filters))
+            .filter(|s| {
+                (input.include_planned_deletion || s.deleted_ms.is_none())
+                    && listing::matches(s, &input.filters)
+            })
             .collect();
         listing::sort(&mut all, input.sort_by, input.descending);
         let fp = listing::fingerprint(&[
             "list",
             &format!("{:?}", input.filters),
-            &format!("{:?}{}{}", input.sort_by, input.descending, input.include_planned_deletion),
+            &format!(
+                "{:?}{}{}",
+                input.sort_by, input.descending, input.include_planned_deletion
+            ),
         ]);
         let (secrets, next_token) = paginate(all, size, input.next_token.as_deref(), &fp)?;
-        Ok(ListSecretsOutput { secrets, next_token })
+        Ok(ListSecretsOutput {
+            secrets,
+            next_token,
+        })
     }
 
-    pub async fn list_secret_version_ids(&self, caller: &Caller, input: ListSecretVersionIdsInput) -> Result<ListSecretVersionIdsOutput, CoreError> {
+    pub async fn list_secret_version_ids(
+        &self,
+        caller: &Caller,
+        input: ListSecretVersionIdsInput,
+    ) -> Result<ListSecretVersionIdsOutput, CoreError> {
         let size = page_size(input.max_results, 100, 100, "maxResults")?;
         let rec = self.require_secret(caller, &input.secret_id).await?;
-        let mut versions: Vec<VersionRecord> =
-            rec.versions.iter().filter(|v| input.include_deprecated || !v.stages.is_empty()).cloned().collect();
-        versions.sort_by(|a, b| b.created_ms.cmp(&a.created_ms).then_with(|| a.version_id.cmp(&b.version_id)));
-        let fp = listing::fingerprint(&["versions", &rec.arn, &input.include_deprecated.to_string()]);
+        let mut versions: Vec<VersionRecord> = rec
+            .versions
+            .iter()
+            .filter(|v| input.include_deprecated || !v.stages.is_empty())
+            .cloned()
+            .collect();
+        versions.sort_by(|a, b| {
+            b.created_ms
+                .cmp(&a.created_ms)
+                .then_with(|| a.version_id.cmp(&b.version_id))
+        });
+        let fp =
+            listing::fingerprint(&["versions", &rec.arn, &input.include_deprecated.to_string()]);
         let (versions, next_token) = paginate(versions, size, input.next_token.as_deref(), &fp)?;
-        Ok(ListSecretVersionIdsOutput { arn: rec.arn, name: rec.name, versions, next_token })
+        Ok(ListSecretVersionIdsOutput {
+            arn: rec.arn,
+            name: rec.name,
+            versions,
+            next_token,
+        })
     }
 
-    pub async fn delete_secret(&self, caller: &Caller, input: DeleteSecretInput) -> Result<DeleteSecretOutput, CoreError> {
+    pub async fn delete_secret(
+        &self,
+        caller: &Caller,
+        input: DeleteSecretInput,
+    ) -> Result<DeleteSecretOutput, CoreError> {
         let force = input.force_delete_without_recovery.unwrap_or(false);
         if force && input.recovery_window_in_days.is_some() {
             return Err(CoreError::InvalidParameter(
@@ -772,7 +1061,10 @@ impl<S: Store> Coffer<S> {
                 // reference, DeleteSecret/ForceDeleteWithoutRecovery).
                 if force {
                     return Ok(DeleteSecretOutput {
-                        arn: input.secret_id.starts_with("arn:").then(|| input.secret_id.clone()),
+                        arn: input
+                            .secret_id
+                            .starts_with("arn:")
+                            .then(|| input.secret_id.clone()),
                         name: input.secret_id.clone(),
                         deletion_date_ms: now,
                     });
@@ -781,7 +1073,11 @@ impl<S: Store> Coffer<S> {
             };
             if force {
                 self.store.purge_secret(&rec.arn).await?;
-                return Ok(DeleteSecretOutput { arn: Some(rec.arn), name: rec.name, deletion_date_ms: now });
+                return Ok(DeleteSecretOutput {
+                    arn: Some(rec.arn),
+                    name: rec.name,
+                    deletion_date_ms: now,
+                });
             }
             if rec.deleted_ms.is_some() {
                 return Err(CoreError::marked_for_deletion());
@@ -791,16 +1087,29 @@ impl<S: Store> Coffer<S> {
             next.deleted_ms = Some(now);
             next.deletion_due_ms = Some(due);
             if self.commit(&rec, next, SecretWrite::default()).await? {
-                return Ok(DeleteSecretOutput { arn: Some(rec.arn), name: rec.name, deletion_date_ms: due });
+                return Ok(DeleteSecretOutput {
+                    arn: Some(rec.arn),
+                    name: rec.name,
+                    deletion_date_ms: due,
+                });
             }
         }
         Err(Self::too_much_contention())
     }
 
-    pub async fn restore_secret(&self, caller: &Caller, secret_id: &str) -> Result<WriteOutcome, CoreError> {
+    pub async fn restore_secret(
+        &self,
+        caller: &Caller,
+        secret_id: &str,
+    ) -> Result<WriteOutcome, CoreError> {
         for _ in 0..WRITE_ATTEMPTS {
             let rec = self.require_secret(caller, secret_id).await?;
-            let outcome = WriteOutcome { arn: rec.arn.clone(), name: rec.name.clone(), version_id: None, version_stages: vec![] };
+            let outcome = WriteOutcome {
+                arn: rec.arn.clone(),
+                name: rec.name.clone(),
+                version_id: None,
+                version_stages: vec![],
+            };
             if rec.deleted_ms.is_none() {
                 return Ok(outcome);
             }
@@ -814,12 +1123,23 @@ impl<S: Store> Coffer<S> {
         Err(Self::too_much_contention())
     }
 
-    pub async fn tag_resource(&self, caller: &Caller, secret_id: &str, tags: &[(String, String)]) -> Result<(), CoreError> {
+    pub async fn tag_resource(
+        &self,
+        caller: &Caller,
+        secret_id: &str,
+        tags: &[(String, String)],
+    ) -> Result<(), CoreError> {
         validate_tags(tags)?;
-        self.change_tags(caller, secret_id, |existing| merge_tags(existing, tags)).await
+        self.change_tags(caller, secret_id, |existing| merge_tags(existing, tags))
+            .await
     }
 
-    pub async fn untag_resource(&self, caller: &Caller, secret_id: &str, keys: &[String]) -> Result<(), CoreError> {
+    pub async fn untag_resource(
+        &self,
+        caller: &Caller,
+        secret_id: &str,
+        keys: &[String],
+    ) -> Result<(), CoreError> {
         for (i, k) in keys.iter().enumerate() {
             check_len(&format!("tagKeys.{}.member", i + 1), k, 1, 128, false)?;
         }
@@ -851,7 +1171,10 @@ impl<S: Store> Coffer<S> {
     /// Purges every secret whose recovery window has ended: its record, versions, wrapped
     /// data keys and ciphertext are deleted (and overwritten on disk). Returns how many.
     pub async fn purge_due(&self) -> Result<usize, CoreError> {
-        let due = self.store.secrets_due_for_purge(self.clock.now_millis()).await?;
+        let due = self
+            .store
+            .secrets_due_for_purge(self.clock.now_millis())
+            .await?;
         for arn in &due {
             self.store.purge_secret(arn).await?;
             tracing::info!(secret = %arn, "purged secret at the end of its recovery window");

@@ -22,7 +22,9 @@ const DAY_MS: i64 = 86_400_000;
 
 /// The version carrying `stage`, if any.
 pub fn holder<'a>(versions: &'a [VersionRecord], stage: &str) -> Option<&'a VersionRecord> {
-    versions.iter().find(|v| v.stages.iter().any(|s| s == stage))
+    versions
+        .iter()
+        .find(|v| v.stages.iter().any(|s| s == stage))
 }
 
 fn detach(versions: &mut [VersionRecord], stage: &str) {
@@ -53,7 +55,11 @@ fn attach(versions: &mut [VersionRecord], stage: &str, to: &str) {
 }
 
 /// Adds a new version (with empty `stages`) and attaches `stages` to it.
-pub fn add_version(versions: &mut Vec<VersionRecord>, mut new: VersionRecord, stages: &[String]) -> Result<(), CoreError> {
+pub fn add_version(
+    versions: &mut Vec<VersionRecord>,
+    mut new: VersionRecord,
+    stages: &[String],
+) -> Result<(), CoreError> {
     new.stages.clear();
     let id = new.version_id.clone();
     versions.push(new);
@@ -64,7 +70,10 @@ pub fn add_version(versions: &mut Vec<VersionRecord>, mut new: VersionRecord, st
 }
 
 fn check_label_count(versions: &[VersionRecord]) -> Result<(), CoreError> {
-    let mut labels: Vec<&str> = versions.iter().flat_map(|v| v.stages.iter().map(String::as_str)).collect();
+    let mut labels: Vec<&str> = versions
+        .iter()
+        .flat_map(|v| v.stages.iter().map(String::as_str))
+        .collect();
     labels.sort_unstable();
     labels.dedup();
     if labels.len() > MAX_LABELS {
@@ -192,42 +201,112 @@ mod tests {
     fn new_current_version_moves_current_to_previous() {
         let mut vs = vec![v("a", &["AWSCURRENT"], 0)];
         add_version(&mut vs, v("b", &[], 1), &["AWSCURRENT".into()]).unwrap();
-        assert_eq!(labels(&vs), expect(&[("a", &["AWSPREVIOUS"]), ("b", &["AWSCURRENT"])]));
+        assert_eq!(
+            labels(&vs),
+            expect(&[("a", &["AWSPREVIOUS"]), ("b", &["AWSCURRENT"])])
+        );
         add_version(&mut vs, v("c", &[], 2), &["AWSCURRENT".into()]).unwrap();
-        assert_eq!(labels(&vs), expect(&[("a", &[]), ("b", &["AWSPREVIOUS"]), ("c", &["AWSCURRENT"])]));
+        assert_eq!(
+            labels(&vs),
+            expect(&[("a", &[]), ("b", &["AWSPREVIOUS"]), ("c", &["AWSCURRENT"])])
+        );
     }
 
     #[test]
     fn custom_stage_on_new_version_leaves_current_alone() {
         let mut vs = vec![v("a", &["AWSCURRENT"], 0)];
         add_version(&mut vs, v("b", &[], 1), &["blue".into()]).unwrap();
-        assert_eq!(labels(&vs), expect(&[("a", &["AWSCURRENT"]), ("b", &["blue"])]));
+        assert_eq!(
+            labels(&vs),
+            expect(&[("a", &["AWSCURRENT"]), ("b", &["blue"])])
+        );
         add_version(&mut vs, v("c", &[], 2), &["blue".into()]).unwrap();
-        assert_eq!(labels(&vs), expect(&[("a", &["AWSCURRENT"]), ("b", &[]), ("c", &["blue"])]));
+        assert_eq!(
+            labels(&vs),
+            expect(&[("a", &["AWSCURRENT"]), ("b", &[]), ("c", &["blue"])])
+        );
     }
 
     #[test]
     fn update_stage_table() {
-        type Case = (&'static str, Option<&'static str>, Option<&'static str>, Result<Vec<(&'static str, &'static [&'static str])>, &'static str>);
+        type Case = (
+            &'static str,
+            Option<&'static str>,
+            Option<&'static str>,
+            Result<Vec<(&'static str, &'static [&'static str])>, &'static str>,
+        );
         let cases: Vec<Case> = vec![
             // moving AWSCURRENT needs RemoveFromVersionId
-            ("AWSCURRENT", None, Some("b"), Err("RemoveFromVersionId can't be empty")),
-            ("AWSCURRENT", Some("a"), Some("b"), Ok(vec![("a", &["AWSPREVIOUS", "x"]), ("b", &["AWSCURRENT"])])),
+            (
+                "AWSCURRENT",
+                None,
+                Some("b"),
+                Err("RemoveFromVersionId can't be empty"),
+            ),
+            (
+                "AWSCURRENT",
+                Some("a"),
+                Some("b"),
+                Ok(vec![("a", &["AWSPREVIOUS", "x"]), ("b", &["AWSCURRENT"])]),
+            ),
             // a custom label held elsewhere also needs RemoveFromVersionId
-            ("x", None, Some("b"), Err("RemoveFromVersionId can't be empty")),
-            ("x", Some("a"), Some("b"), Ok(vec![("a", &["AWSCURRENT"]), ("b", &["AWSPREVIOUS", "x"])])),
+            (
+                "x",
+                None,
+                Some("b"),
+                Err("RemoveFromVersionId can't be empty"),
+            ),
+            (
+                "x",
+                Some("a"),
+                Some("b"),
+                Ok(vec![("a", &["AWSCURRENT"]), ("b", &["AWSPREVIOUS", "x"])]),
+            ),
             // a new label needs no RemoveFromVersionId
-            ("y", None, Some("b"), Ok(vec![("a", &["AWSCURRENT", "x"]), ("b", &["AWSPREVIOUS", "y"])])),
+            (
+                "y",
+                None,
+                Some("b"),
+                Ok(vec![
+                    ("a", &["AWSCURRENT", "x"]),
+                    ("b", &["AWSPREVIOUS", "y"]),
+                ]),
+            ),
             // removing
-            ("x", Some("a"), None, Ok(vec![("a", &["AWSCURRENT"]), ("b", &["AWSPREVIOUS"])])),
+            (
+                "x",
+                Some("a"),
+                None,
+                Ok(vec![("a", &["AWSCURRENT"]), ("b", &["AWSPREVIOUS"])]),
+            ),
             ("x", Some("b"), None, Err("not attached to version b")),
-            ("AWSCURRENT", Some("a"), None, Err("can't remove the staging label AWSCURRENT")),
+            (
+                "AWSCURRENT",
+                Some("a"),
+                None,
+                Err("can't remove the staging label AWSCURRENT"),
+            ),
             ("x", None, None, Err("must specify")),
             // unknown versions
-            ("x", Some("zz"), None, Err("can't find the specified secret version: zz")),
-            ("x", None, Some("zz"), Err("can't find the specified secret version: zz")),
+            (
+                "x",
+                Some("zz"),
+                None,
+                Err("can't find the specified secret version: zz"),
+            ),
+            (
+                "x",
+                None,
+                Some("zz"),
+                Err("can't find the specified secret version: zz"),
+            ),
             // moving onto its own holder is a no-op
-            ("AWSCURRENT", Some("a"), Some("a"), Ok(vec![("a", &["AWSCURRENT", "x"]), ("b", &["AWSPREVIOUS"])])),
+            (
+                "AWSCURRENT",
+                Some("a"),
+                Some("a"),
+                Ok(vec![("a", &["AWSCURRENT", "x"]), ("b", &["AWSPREVIOUS"])]),
+            ),
         ];
         for (stage, from, to, want) in cases {
             let mut vs = vec![v("a", &["AWSCURRENT", "x"], 0), v("b", &["AWSPREVIOUS"], 1)];
@@ -268,7 +347,8 @@ mod tests {
         assert_eq!(vs.len(), 100);
         assert!(vs.iter().any(|x| x.version_id == "v000"));
 
-        let mut young: Vec<VersionRecord> = (0..101).map(|i| v(&format!("y{i}"), &[], now)).collect();
+        let mut young: Vec<VersionRecord> =
+            (0..101).map(|i| v(&format!("y{i}"), &[], now)).collect();
         assert!(prune(&mut young, now).is_empty());
         assert_eq!(young.len(), 101);
     }

@@ -41,7 +41,8 @@ impl SymmetricKey {
     }
 
     fn aead(&self) -> Result<LessSafeKey, CryptoError> {
-        let unbound = UnboundKey::new(&AES_256_GCM, self.0.as_ref()).map_err(|_| CryptoError::KeyLength)?;
+        let unbound =
+            UnboundKey::new(&AES_256_GCM, self.0.as_ref()).map_err(|_| CryptoError::KeyLength)?;
         Ok(LessSafeKey::new(unbound))
     }
 
@@ -65,7 +66,11 @@ impl SymmetricKey {
 
         let mut body = out.split_off(body_start);
         self.aead()?
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(&full_aad), &mut body)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&full_aad),
+                &mut body,
+            )
             .map_err(|_| CryptoError::Seal)?;
         out.extend_from_slice(&body);
         Ok(out)
@@ -87,7 +92,12 @@ impl SymmetricKey {
     }
 
     /// Seals another key under this one (key wrapping with the same envelope).
-    pub fn wrap(&self, key_id: &str, key: &SymmetricKey, aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    pub fn wrap(
+        &self,
+        key_id: &str,
+        key: &SymmetricKey,
+        aad: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
         self.seal(key_id, key.expose(), aad)
     }
 
@@ -129,7 +139,11 @@ impl<'a> Parts<'a> {
         }
         let (header, rest) = envelope.split_at(header_len);
         let (nonce, body) = rest.split_at(NONCE_LEN);
-        Ok(Self { header, nonce, body })
+        Ok(Self {
+            header,
+            nonce,
+            body,
+        })
     }
 }
 
@@ -174,7 +188,10 @@ mod tests {
         for i in 0..ct.len() {
             let mut t = ct.clone();
             t[i] ^= 0x01;
-            assert!(k.open(&t, b"row-1").is_err(), "flip at byte {i} went unnoticed");
+            assert!(
+                k.open(&t, b"row-1").is_err(),
+                "flip at byte {i} went unnoticed"
+            );
         }
         assert!(k.open(&ct[..ct.len() - 1], b"row-1").is_err());
         assert!(k.open(&[], b"").is_err());
@@ -194,7 +211,10 @@ mod tests {
     #[test]
     fn key_id_longer_than_255_bytes_is_refused() {
         let k = SymmetricKey::generate().unwrap();
-        assert_eq!(k.seal(&"x".repeat(256), b"v", b"").unwrap_err(), CryptoError::Seal);
+        assert_eq!(
+            k.seal(&"x".repeat(256), b"v", b"").unwrap_err(),
+            CryptoError::Seal
+        );
     }
 
     #[test]

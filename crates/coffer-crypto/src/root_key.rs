@@ -19,12 +19,20 @@ pub const ROOT_KEY_FILE: &str = "root.key";
 #[derive(Debug, thiserror::Error)]
 pub enum RootKeyError {
     #[error("cannot read root key file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot create root key file {path}: {source}")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("root key file {path} already exists; refusing to overwrite it")]
     Exists { path: String },
-    #[error("root key file {path} is readable by group or others (mode {mode:o}); run `chmod 600 {path}`")]
+    #[error(
+        "root key file {path} is readable by group or others (mode {mode:o}); run `chmod 600 {path}`"
+    )]
     Permissions { path: String, mode: u32 },
     #[error("root key file {path} is malformed: expected 64 hexadecimal characters")]
     Malformed { path: String },
@@ -44,31 +52,48 @@ impl SymmetricKey {
             .open(path)
             .map_err(|source| {
                 if source.kind() == std::io::ErrorKind::AlreadyExists {
-                    RootKeyError::Exists { path: shown.clone() }
+                    RootKeyError::Exists {
+                        path: shown.clone(),
+                    }
                 } else {
-                    RootKeyError::Write { path: shown.clone(), source }
+                    RootKeyError::Write {
+                        path: shown.clone(),
+                        source,
+                    }
                 }
             })?;
         let mut line = Zeroizing::new(hex(key.expose()));
         line.push('\n');
         file.write_all(line.as_bytes())
             .and_then(|()| file.sync_all())
-            .map_err(|source| RootKeyError::Write { path: shown, source })?;
+            .map_err(|source| RootKeyError::Write {
+                path: shown,
+                source,
+            })?;
         Ok(key)
     }
 
     /// Reads the root key from `path`, refusing files readable by group or others.
     pub fn load_root_key_file(path: &Path) -> Result<SymmetricKey, RootKeyError> {
         let shown = path.display().to_string();
-        let meta = fs::metadata(path).map_err(|source| RootKeyError::Read { path: shown.clone(), source })?;
+        let meta = fs::metadata(path).map_err(|source| RootKeyError::Read {
+            path: shown.clone(),
+            source,
+        })?;
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             return Err(RootKeyError::Permissions { path: shown, mode });
         }
-        let text = Zeroizing::new(
-            fs::read_to_string(path).map_err(|source| RootKeyError::Read { path: shown.clone(), source })?,
-        );
-        let bytes = decode_hex(text.trim()).ok_or(RootKeyError::Malformed { path: shown.clone() })?;
+        let text =
+            Zeroizing::new(
+                fs::read_to_string(path).map_err(|source| RootKeyError::Read {
+                    path: shown.clone(),
+                    source,
+                })?,
+            );
+        let bytes = decode_hex(text.trim()).ok_or(RootKeyError::Malformed {
+            path: shown.clone(),
+        })?;
         SymmetricKey::from_bytes(&bytes).map_err(|_| RootKeyError::Malformed { path: shown })
     }
 }
@@ -117,7 +142,10 @@ mod tests {
         let bad = dir.path().join("bad.key");
         fs::write(&bad, "zz").unwrap();
         fs::set_permissions(&bad, fs::Permissions::from_mode(0o600)).unwrap();
-        assert!(matches!(SymmetricKey::load_root_key_file(&bad), Err(RootKeyError::Malformed { .. })));
+        assert!(matches!(
+            SymmetricKey::load_root_key_file(&bad),
+            Err(RootKeyError::Malformed { .. })
+        ));
         assert!(matches!(
             SymmetricKey::load_root_key_file(&dir.path().join("missing")),
             Err(RootKeyError::Read { .. })

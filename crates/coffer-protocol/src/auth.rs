@@ -37,25 +37,35 @@ pub(crate) struct Authenticator {
 }
 
 fn unrecognized() -> ApiError {
-    ApiError::new("UnrecognizedClientException", "The security token included in the request is invalid.")
+    ApiError::new(
+        "UnrecognizedClientException",
+        "The security token included in the request is invalid.",
+    )
 }
 
 fn now_unix_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 impl Authenticator {
     pub fn new(mode: AuthMode) -> Self {
-        Self { mode, cache: RwLock::new(HashMap::new()), dev_account: RwLock::new(None) }
+        Self {
+            mode,
+            cache: RwLock::new(HashMap::new()),
+            dev_account: RwLock::new(None),
+        }
     }
 
-    /// Authenticates a request for `service` (its SigV4 signing name).
+    /// Authenticates a request for `service` (its SigV4 signing name; `None` when the target
+    /// names no service coffer serves, so any scope is accepted before the request is refused).
     pub async fn authenticate(
         &self,
         coffer: &Coffer,
         parts: &http::request::Parts,
         body: &[u8],
-        service: &str,
+        service: Option<&str>,
         source_ip: IpAddr,
     ) -> Result<Caller, ApiError> {
         if self.mode == AuthMode::AcceptAnyCredentials {
@@ -67,7 +77,7 @@ impl Authenticator {
             return Err(unrecognized());
         }
         let entry = self.signing_entry(coffer, &claim).await?;
-        coffer_sigv4::verify(parts, body, &claim, &entry.key, now_unix_secs(), Some(service))?;
+        coffer_sigv4::verify(parts, body, &claim, &entry.key, now_unix_secs(), service)?;
         Ok(Caller {
             account_id: entry.account_id.clone(),
             principal_arn: entry.principal_arn.clone(),
@@ -78,16 +88,28 @@ impl Authenticator {
         })
     }
 
-    async fn signing_entry(&self, coffer: &Coffer, claim: &SignatureClaim) -> Result<Arc<Entry>, ApiError> {
-        let scope: ScopeKey =
-            (claim.access_key_id.clone(), claim.date.clone(), claim.region.clone(), claim.service.clone());
+    async fn signing_entry(
+        &self,
+        coffer: &Coffer,
+        claim: &SignatureClaim,
+    ) -> Result<Arc<Entry>, ApiError> {
+        let scope: ScopeKey = (
+            claim.access_key_id.clone(),
+            claim.date.clone(),
+            claim.region.clone(),
+            claim.service.clone(),
+        );
         if let Ok(cache) = self.cache.read()
             && let Some(e) = cache.get(&scope)
             && e.fetched.elapsed() < CACHE_TTL
         {
             return Ok(Arc::clone(e));
         }
-        let identity = coffer.access_key(&claim.access_key_id).await.map_err(ApiError::from)?.ok_or_else(unrecognized)?;
+        let identity = coffer
+            .access_key(&claim.access_key_id)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(unrecognized)?;
         if !identity.active {
             return Err(unrecognized());
         }
@@ -114,7 +136,12 @@ impl Authenticator {
 
     /// `--dev --accept-any-credentials`: whatever the key, the caller is the dev account's
     /// root; the region still comes from the credential scope when there is one.
-    async fn accept_any(&self, coffer: &Coffer, parts: &http::request::Parts, source_ip: IpAddr) -> Result<Caller, ApiError> {
+    async fn accept_any(
+        &self,
+        coffer: &Coffer,
+        parts: &http::request::Parts,
+        source_ip: IpAddr,
+    ) -> Result<Caller, ApiError> {
         let account_id = match self.dev_account.read().ok().and_then(|a| a.clone()) {
             Some(a) => a,
             None => {
@@ -124,7 +151,9 @@ impl Authenticator {
                     .map_err(ApiError::from)?
                     .into_iter()
                     .next()
-                    .ok_or_else(|| ApiError::from(coffer_core::CoreError::Internal("no account exists".into())))?;
+                    .ok_or_else(|| {
+                        ApiError::from(coffer_core::CoreError::Internal("no account exists".into()))
+                    })?;
                 if let Ok(mut slot) = self.dev_account.write() {
                     *slot = Some(first.clone());
                 }

@@ -14,7 +14,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), status: 400 }
+        Self {
+            code,
+            message: message.into(),
+            status: 400,
+        }
     }
 
     /// A body that could not be read as the operation's input.
@@ -26,7 +30,9 @@ impl ApiError {
     pub fn missing(member: &str) -> Self {
         Self::new(
             "ValidationException",
-            format!("1 validation error detected: Value null at '{member}' failed to satisfy constraint: Member must not be null"),
+            format!(
+                "1 validation error detected: Value null at '{member}' failed to satisfy constraint: Member must not be null"
+            ),
         )
     }
 }
@@ -54,7 +60,11 @@ impl From<CoreError> for ApiError {
             }
             other => other.to_string(),
         };
-        Self { code, message, status }
+        Self {
+            code,
+            message,
+            status,
+        }
     }
 }
 
@@ -68,9 +78,13 @@ impl From<coffer_sigv4::SigV4Error> for ApiError {
 pub fn error_response(err: &ApiError, request_id: &str) -> http::Response<Bytes> {
     let body = serde_json::json!({ "__type": err.code, "Message": err.message });
     let mut resp = http::Response::new(Bytes::from(body.to_string()));
-    *resp.status_mut() = http::StatusCode::from_u16(err.status).unwrap_or(http::StatusCode::BAD_REQUEST);
+    *resp.status_mut() =
+        http::StatusCode::from_u16(err.status).unwrap_or(http::StatusCode::BAD_REQUEST);
     let headers = resp.headers_mut();
-    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/x-amz-json-1.1"));
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
     headers.insert("x-amzn-errortype", http::HeaderValue::from_static(err.code));
     if let Ok(v) = http::HeaderValue::from_str(request_id) {
         headers.insert("x-amzn-requestid", v);

@@ -49,18 +49,26 @@ impl Service {
 }
 
 fn request_id() -> String {
-    coffer_core::ids::uuid_v4().unwrap_or_else(|_| "00000000-0000-4000-8000-000000000000".to_string())
+    coffer_core::ids::uuid_v4()
+        .unwrap_or_else(|_| "00000000-0000-4000-8000-000000000000".to_string())
 }
 
 impl Endpoint {
     #[must_use]
     pub fn new(coffer: Arc<Coffer>, auth: AuthMode) -> Self {
-        Self { coffer, auth: Authenticator::new(auth) }
+        Self {
+            coffer,
+            auth: Authenticator::new(auth),
+        }
     }
 
     /// Handles one AWS API request whose body has been read in full (the server enforces the
     /// body size limit before calling this).
-    pub async fn handle(&self, request: http::Request<Bytes>, source_ip: IpAddr) -> http::Response<Bytes> {
+    pub async fn handle(
+        &self,
+        request: http::Request<Bytes>,
+        source_ip: IpAddr,
+    ) -> http::Response<Bytes> {
         let request_id = request_id();
         let (parts, body) = request.into_parts();
         let result = self.run(&parts, &body, source_ip).await;
@@ -68,7 +76,10 @@ impl Endpoint {
             Ok(body) => {
                 let mut resp = http::Response::new(Bytes::from(body));
                 let headers = resp.headers_mut();
-                headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/x-amz-json-1.1"));
+                headers.insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/x-amz-json-1.1"),
+                );
                 if let Ok(v) = http::HeaderValue::from_str(&request_id) {
                     headers.insert("x-amzn-requestid", v);
                 }
@@ -78,26 +89,52 @@ impl Endpoint {
         }
     }
 
-    async fn run(&self, parts: &http::request::Parts, body: &[u8], source_ip: IpAddr) -> Result<Vec<u8>, ApiError> {
-        let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+    async fn run(
+        &self,
+        parts: &http::request::Parts,
+        body: &[u8],
+        source_ip: IpAddr,
+    ) -> Result<Vec<u8>, ApiError> {
+        let target = parts
+            .headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok());
         let (service, operation) = match target.and_then(|t| t.split_once('.')) {
             Some(("secretsmanager", op)) => (Service::SecretsManager, op),
             Some((prefix, _)) => {
                 // Authenticate first so an unauthenticated probe learns nothing.
-                self.auth.authenticate(&self.coffer, parts, body, prefix, source_ip).await?;
+                self.auth
+                    .authenticate(&self.coffer, parts, body, None, source_ip)
+                    .await?;
                 return Err(ApiError::new(
                     "UnknownOperationException",
                     format!("coffer does not serve the {prefix} API; supported: secretsmanager"),
                 ));
             }
             None => {
-                self.auth.authenticate(&self.coffer, parts, body, "secretsmanager", source_ip).await?;
-                return Err(ApiError::new("UnknownOperationException", "The request has no valid X-Amz-Target header."));
+                self.auth
+                    .authenticate(&self.coffer, parts, body, None, source_ip)
+                    .await?;
+                return Err(ApiError::new(
+                    "UnknownOperationException",
+                    "The request has no valid X-Amz-Target header.",
+                ));
             }
         };
-        let caller = self.auth.authenticate(&self.coffer, parts, body, service.signing_name(), source_ip).await?;
+        let caller = self
+            .auth
+            .authenticate(
+                &self.coffer,
+                parts,
+                body,
+                Some(service.signing_name()),
+                source_ip,
+            )
+            .await?;
         match service {
-            Service::SecretsManager => secretsmanager::dispatch(&self.coffer, &caller, operation, body).await,
+            Service::SecretsManager => {
+                secretsmanager::dispatch(&self.coffer, &caller, operation, body).await
+            }
         }
     }
 }

@@ -12,9 +12,10 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use coffer_core::listing::{Filter, FilterKey, SortBy};
 use coffer_core::password::PasswordSpec;
 use coffer_core::{
-    BatchGetSecretValueInput, Caller, Coffer, CreateSecretInput, DeleteSecretInput, GetSecretValueInput,
-    ListSecretVersionIdsInput, ListSecretsInput, PutSecretValueInput, SecretBytes, SecretRecord, SecretValue,
-    SecretValueOutput, UpdateSecretInput, UpdateSecretVersionStageInput, WriteOutcome,
+    BatchGetSecretValueInput, Caller, Coffer, CreateSecretInput, DeleteSecretInput,
+    GetSecretValueInput, ListSecretVersionIdsInput, ListSecretsInput, PutSecretValueInput,
+    SecretBytes, SecretRecord, SecretValue, SecretValueOutput, UpdateSecretInput,
+    UpdateSecretVersionStageInput, WriteOutcome,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -34,13 +35,19 @@ impl<'de> Deserialize<'de> for Sensitive {
 
 impl Sensitive {
     fn into_secret(self) -> SecretBytes {
-        SecretBytes::new(std::mem::take(&mut *Zeroizing::new(self.0.as_bytes().to_vec())))
+        SecretBytes::new(std::mem::take(&mut *Zeroizing::new(
+            self.0.as_bytes().to_vec(),
+        )))
     }
 }
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     // SDKs send `{}` for an operation without members; an empty body is read the same way.
-    let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
     serde_json::from_slice(body).map_err(|e| ApiError::serialization(describe_json_error(&e)))
 }
 
@@ -57,7 +64,10 @@ fn required(value: Option<String>, member: &str) -> Result<String, ApiError> {
     value.ok_or_else(|| ApiError::missing(member))
 }
 
-fn value_from(string: Option<Sensitive>, binary: Option<String>) -> Result<Option<SecretValue>, ApiError> {
+fn value_from(
+    string: Option<Sensitive>,
+    binary: Option<String>,
+) -> Result<Option<SecretValue>, ApiError> {
     match (string, binary) {
         (Some(_), Some(_)) => Err(ApiError::new(
             "InvalidParameterException",
@@ -87,7 +97,9 @@ fn tags_from(tags: Option<Vec<TagDto>>) -> Result<Vec<(String, String)>, ApiErro
         .into_iter()
         .enumerate()
         .map(|(i, t)| {
-            let key = t.key.ok_or_else(|| ApiError::missing(&format!("tags.{}.member.key", i + 1)))?;
+            let key = t
+                .key
+                .ok_or_else(|| ApiError::missing(&format!("tags.{}.member.key", i + 1)))?;
             Ok((key, t.value.unwrap_or_default()))
         })
         .collect()
@@ -150,14 +162,24 @@ struct TagOut<'a> {
 }
 
 fn tags_out(rec: &SecretRecord) -> Option<Vec<TagOut<'_>>> {
-    (!rec.tags.is_empty()).then(|| rec.tags.iter().map(|(k, v)| TagOut { key: k, value: v }).collect())
+    (!rec.tags.is_empty()).then(|| {
+        rec.tags
+            .iter()
+            .map(|(k, v)| TagOut { key: k, value: v })
+            .collect()
+    })
 }
 
 fn stage_map(rec: &SecretRecord) -> serde_json::Map<String, serde_json::Value> {
     rec.versions
         .iter()
         .filter(|v| !v.stages.is_empty())
-        .map(|v| (v.version_id.clone(), serde_json::Value::from(v.stages.clone())))
+        .map(|v| {
+            (
+                v.version_id.clone(),
+                serde_json::Value::from(v.stages.clone()),
+            )
+        })
         .collect()
 }
 
@@ -179,7 +201,10 @@ fn describe(rec: &SecretRecord, versions_key: &str) -> serde_json::Value {
         m.insert("DeletedDate".into(), secs(t).into());
     }
     if let Some(tags) = tags_out(rec) {
-        m.insert("Tags".into(), serde_json::to_value(tags).unwrap_or_default());
+        m.insert(
+            "Tags".into(),
+            serde_json::to_value(tags).unwrap_or_default(),
+        );
     }
     m.insert(versions_key.into(), stage_map(rec).into());
     if let Some(s) = &rec.owning_service {
@@ -190,7 +215,11 @@ fn describe(rec: &SecretRecord, versions_key: &str) -> serde_json::Value {
 }
 
 fn to_body<T: Serialize>(v: &T) -> Result<Vec<u8>, ApiError> {
-    serde_json::to_vec(v).map_err(|e| ApiError::from(coffer_core::CoreError::Internal(format!("encoding a response: {e}"))))
+    serde_json::to_vec(v).map_err(|e| {
+        ApiError::from(coffer_core::CoreError::Internal(format!(
+            "encoding a response: {e}"
+        )))
+    })
 }
 
 #[derive(Serialize)]
@@ -212,7 +241,11 @@ struct ValueOut<'a> {
 fn value_body(v: &SecretValueOutput) -> Result<Vec<u8>, ApiError> {
     let (string, encoded) = match &v.value {
         SecretValue::String(b) => (
-            Some(b.as_str().ok_or_else(|| ApiError::from(coffer_core::CoreError::Internal("stored string is not UTF-8".into())))?),
+            Some(b.as_str().ok_or_else(|| {
+                ApiError::from(coffer_core::CoreError::Internal(
+                    "stored string is not UTF-8".into(),
+                ))
+            })?),
             None,
         ),
         SecretValue::Binary(b) => (None, Some(Zeroizing::new(BASE64.encode(b.expose())))),
@@ -379,11 +412,19 @@ const NOT_YET: &[&str] = &[
 ];
 
 /// Runs one operation; `Ok` carries the JSON response body.
-pub(crate) async fn dispatch(coffer: &Coffer, caller: &Caller, operation: &str, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+pub(crate) async fn dispatch(
+    coffer: &Coffer,
+    caller: &Caller,
+    operation: &str,
+    body: &[u8],
+) -> Result<Vec<u8>, ApiError> {
     match operation {
         "CreateSecret" => {
             let d: CreateSecretDto = parse(body)?;
-            if d.add_replica_regions.as_ref().is_some_and(|r| !r.is_empty()) {
+            if d.add_replica_regions
+                .as_ref()
+                .is_some_and(|r| !r.is_empty())
+            {
                 return Err(ApiError::new(
                     "InvalidRequestException",
                     "coffer does not replicate secrets to other regions yet; create the secret without AddReplicaRegions.",
@@ -402,7 +443,9 @@ pub(crate) async fn dispatch(coffer: &Coffer, caller: &Caller, operation: &str, 
         }
         "DescribeSecret" => {
             let d: SecretIdOnly = parse(body)?;
-            let rec = coffer.describe_secret(caller, &required(d.secret_id, "secretId")?).await?;
+            let rec = coffer
+                .describe_secret(caller, &required(d.secret_id, "secretId")?)
+                .await?;
             to_body(&describe(&rec, "VersionIdsToStages"))
         }
         "GetSecretValue" => {
@@ -491,7 +534,13 @@ pub(crate) async fn dispatch(coffer: &Coffer, caller: &Caller, operation: &str, 
             let d: ListSecretsDto = parse(body)?;
             let sort_by = match d.sort_by.as_deref() {
                 None => SortBy::default(),
-                Some(s) => SortBy::parse(s).ok_or_else(|| enum_error("sortBy", s, "[created-date, last-accessed-date, last-changed-date, name]"))?,
+                Some(s) => SortBy::parse(s).ok_or_else(|| {
+                    enum_error(
+                        "sortBy",
+                        s,
+                        "[created-date, last-accessed-date, last-changed-date, name]",
+                    )
+                })?,
             };
             let descending = match d.sort_order.as_deref() {
                 None | Some("asc") => false,
@@ -507,7 +556,11 @@ pub(crate) async fn dispatch(coffer: &Coffer, caller: &Caller, operation: &str, 
                 descending,
             };
             let out = coffer.list_secrets(caller, input).await?;
-            let list: Vec<serde_json::Value> = out.secrets.iter().map(|s| describe(s, "SecretVersionsToStages")).collect();
+            let list: Vec<serde_json::Value> = out
+                .secrets
+                .iter()
+                .map(|s| describe(s, "SecretVersionsToStages"))
+                .collect();
             let mut m = serde_json::Map::new();
             m.insert("SecretList".into(), list.into());
             if let Some(t) = out.next_token {
@@ -565,7 +618,9 @@ pub(crate) async fn dispatch(coffer: &Coffer, caller: &Caller, operation: &str, 
         }
         "RestoreSecret" => {
             let d: SecretIdOnly = parse(body)?;
-            let o = coffer.restore_secret(caller, &required(d.secret_id, "secretId")?).await?;
+            let o = coffer
+                .restore_secret(caller, &required(d.secret_id, "secretId")?)
+                .await?;
             to_body(&write_outcome(&o, false))
         }
         "TagResource" => {
@@ -601,32 +656,44 @@ pub(crate) async fn dispatch(coffer: &Coffer, caller: &Caller, operation: &str, 
                 random_password: &'a str,
             }
             let text = password.as_str().unwrap_or_default();
-            to_body(&Out { random_password: text })
+            to_body(&Out {
+                random_password: text,
+            })
         }
         "GetResourcePolicy" => {
             // Resource policies cannot be attached yet, so every secret truthfully has none;
             // tools such as Terraform read this on every refresh.
             let d: SecretIdOnly = parse(body)?;
-            let rec = coffer.describe_secret(caller, &required(d.secret_id, "secretId")?).await?;
+            let rec = coffer
+                .describe_secret(caller, &required(d.secret_id, "secretId")?)
+                .await?;
             to_body(&serde_json::json!({"ARN": rec.arn, "Name": rec.name}))
         }
-        "ListResourcePolicies" | "AssociateCrossAccountReplica" | "DisassociateCrossAccountReplica" => Err(not_yet(operation)),
+        "ListResourcePolicies"
+        | "AssociateCrossAccountReplica"
+        | "DisassociateCrossAccountReplica" => Err(not_yet(operation)),
         op if NOT_YET.contains(&op) => Err(not_yet(op)),
-        other => Err(ApiError::new("UnknownOperationException", format!("Unknown operation secretsmanager.{other}"))),
+        other => Err(ApiError::new(
+            "UnknownOperationException",
+            format!("Unknown operation secretsmanager.{other}"),
+        )),
     }
 }
 
 fn not_yet(op: &str) -> ApiError {
     ApiError::new(
         "InvalidRequestException",
-        format!("coffer does not support {op} yet: rotation, resource policies and replication are not available in this version."),
+        format!(
+            "coffer does not support {op} yet: rotation, resource policies and replication are not available in this version."
+        ),
     )
 }
 
 fn enum_error(member: &str, value: &str, set: &str) -> ApiError {
     ApiError::new(
         "ValidationException",
-        format!("1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: Member must satisfy enum value set: {set}"),
+        format!(
+            "1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: Member must satisfy enum value set: {set}"
+        ),
     )
 }
-

@@ -1,1 +1,39 @@
-//! placeholder
+//! The coffer server: it owns the listening socket, TLS, HTTP/1.1 and HTTP/2 connections, the
+//! few routes of its own (`GET /health`, the dev-only `/_coffer/…` admin routes), the request
+//! body limit and the background tasks. Everything an AWS client sends goes, as bytes, to
+//! [`coffer_protocol::Endpoint`]; this crate never looks inside an AWS request and never logs a
+//! request's headers or body (they carry signatures and secret values).
+//!
+//! Routing is a `match` on method and path over hyper connections (hyper-util's `auto` builder),
+//! not an axum router: there are four routes, the AWS endpoint takes every `POST`, and a plain
+//! `match` costs nothing per request and answers unknown routes with exactly the JSON 404 we
+//! want instead of a framework's 405.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), coffer_server::ServerError> {
+//! use coffer_server::{Server, ServerConfig};
+//! let mut config = ServerConfig::data_dir("/var/lib/coffer");
+//! config.listen = "127.0.0.1:0".parse().unwrap_or(config.listen);
+//! let server = Server::bind(config).await?;
+//! println!("listening on {}", server.local_addr());
+//! server.run(async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+
+mod config;
+mod data_dir;
+mod error;
+mod routes;
+mod server;
+mod tls;
+
+pub use coffer_protocol::AuthMode;
+pub use config::{
+    DEFAULT_DEV_ACCOUNT_ID, DEFAULT_DEV_LISTEN, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_PURGE_INTERVAL, DEFAULT_SHUTDOWN_GRACE, DEV_REGION, DevOptions, Mode, ServerConfig,
+    Transport,
+};
+pub use data_dir::is_initialised;
+pub use error::ServerError;
+pub use server::{DevCredentials, Server, serve};
+pub use tls::{TlsFiles, write_tls_certificate};

@@ -13,7 +13,9 @@ mod sqlite;
 
 use std::future::Future;
 
-pub use records::{AccessKeyRecord, AccountRecord, SealedValue, SecretRecord, ValueKind, VersionRecord};
+pub use records::{
+    AccessKeyRecord, AccountRecord, SealedValue, SecretRecord, ValueKind, VersionRecord,
+};
 pub use sqlite::{DB_FILE, SqliteStore};
 
 /// Errors from the store. Messages never contain record contents.
@@ -36,7 +38,9 @@ pub enum StoreError {
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         match e {
-            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
                 StoreError::AlreadyExists
             }
             other => StoreError::Database(other.to_string()),
@@ -65,14 +69,22 @@ pub trait Store: Send + Sync + 'static {
         root_key: AccessKeyRecord,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
-    fn get_account(&self, account_id: &str) -> impl Future<Output = StoreResult<Option<AccountRecord>>> + Send;
+    fn get_account(
+        &self,
+        account_id: &str,
+    ) -> impl Future<Output = StoreResult<Option<AccountRecord>>> + Send;
 
     fn list_accounts(&self) -> impl Future<Output = StoreResult<Vec<AccountRecord>>> + Send;
 
-    fn get_access_key(&self, access_key_id: &str)
-    -> impl Future<Output = StoreResult<Option<AccessKeyRecord>>> + Send;
+    fn get_access_key(
+        &self,
+        access_key_id: &str,
+    ) -> impl Future<Output = StoreResult<Option<AccessKeyRecord>>> + Send;
 
-    fn get_secret_by_arn(&self, arn: &str) -> impl Future<Output = StoreResult<Option<SecretRecord>>> + Send;
+    fn get_secret_by_arn(
+        &self,
+        arn: &str,
+    ) -> impl Future<Output = StoreResult<Option<SecretRecord>>> + Send;
 
     fn get_secret_by_name(
         &self,
@@ -96,8 +108,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Inserts a new secret (its `revision` is stored as given). Fails with `AlreadyExists`
     /// when the name is taken in the account and region.
-    fn create_secret(&self, record: SecretRecord, write: SecretWrite)
-    -> impl Future<Output = StoreResult<()>> + Send;
+    fn create_secret(
+        &self,
+        record: SecretRecord,
+        write: SecretWrite,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// Replaces a secret's record if its stored revision is still `expected_revision`; the
     /// stored revision becomes `record.revision`.
@@ -109,11 +124,19 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// Records that a version was read at `day_ms` (midnight UTC). Does not change the revision.
-    fn touch_access(&self, arn: &str, version_id: &str, day_ms: i64) -> impl Future<Output = StoreResult<()>> + Send;
+    fn touch_access(
+        &self,
+        arn: &str,
+        version_id: &str,
+        day_ms: i64,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// Removes a secret with all its versions and values.
     fn purge_secret(&self, arn: &str) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// ARNs of secrets whose deletion is due at or before `now_ms`.
-    fn secrets_due_for_purge(&self, now_ms: i64) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
+    fn secrets_due_for_purge(
+        &self,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
 }

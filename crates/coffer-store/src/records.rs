@@ -76,6 +76,11 @@ pub struct SealedValue {
 
 impl std::fmt::Debug for SealedValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SealedValue({} + {} bytes)", self.wrapped_key.len(), self.sealed.len())
+        write!(
+            f,
+            "SealedValue({} + {} bytes)",
+            self.wrapped_key.len(),
+            self.sealed.len()
+        )
     }
 }

@@ -11,8 +11,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    AccessKeyRecord, AccountRecord, SealedValue, SecretRecord, SecretWrite, Store, StoreError, StoreResult,
-    ValueKind, VersionRecord,
+    AccessKeyRecord, AccountRecord, SealedValue, SecretRecord, SecretWrite, Store, StoreError,
+    StoreResult, ValueKind, VersionRecord,
 };
 
 /// File name of the database inside the data directory.
@@ -90,12 +90,19 @@ impl SqliteStore {
         migrate(&writer)?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
-            let r = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+            let r = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
             r.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")?;
             readers.push(Mutex::new(r));
         }
         Ok(Self {
-            inner: Arc::new(Inner { writer: Mutex::new(writer), readers, next_reader: AtomicUsize::new(0) }),
+            inner: Arc::new(Inner {
+                writer: Mutex::new(writer),
+                readers,
+                next_reader: AtomicUsize::new(0),
+            }),
         })
     }
 
@@ -103,7 +110,11 @@ impl SqliteStore {
     pub fn integrity_check(&self) -> StoreResult<()> {
         let conn = lock(&self.inner.writer)?;
         let result: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
-        if result == "ok" { Ok(()) } else { Err(StoreError::Corrupt(result)) }
+        if result == "ok" {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt(result))
+        }
     }
 
     fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
@@ -135,15 +146,19 @@ impl SqliteStore {
 }
 
 fn lock(m: &Mutex<Connection>) -> StoreResult<MutexGuard<'_, Connection>> {
-    m.lock().map_err(|_| StoreError::Database("connection lock poisoned".into()))
+    m.lock()
+        .map_err(|_| StoreError::Database("connection lock poisoned".into()))
 }
 
 fn migrate(conn: &Connection) -> StoreResult<()> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)",
     )?;
-    let current: i64 =
-        conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
+    let current: i64 = conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )?;
     if let Some(&(latest, _)) = MIGRATIONS.last()
         && current > latest
     {
@@ -222,21 +237,26 @@ fn encode_record(r: &SecretRecord) -> StoreResult<String> {
     serde_json::to_string(&stored).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-const SECRET_COLUMNS: &str = "arn, account_id, region, name, revision, deletion_due_ms, last_accessed_ms, record";
+const SECRET_COLUMNS: &str =
+    "arn, account_id, region, name, revision, deletion_due_ms, last_accessed_ms, record";
 
 fn decode_secret(conn: &Connection, row: &rusqlite::Row<'_>) -> StoreResult<SecretRecord> {
     let arn: String = row.get(0)?;
     let record: String = row.get(7)?;
-    let stored: StoredSecret =
-        serde_json::from_str(&record).map_err(|e| StoreError::Corrupt(format!("secret record: {e}")))?;
+    let stored: StoredSecret = serde_json::from_str(&record)
+        .map_err(|e| StoreError::Corrupt(format!("secret record: {e}")))?;
     if stored.v != 1 {
-        return Err(StoreError::Corrupt(format!("unknown secret record version {}", stored.v)));
+        return Err(StoreError::Corrupt(format!(
+            "unknown secret record version {}",
+            stored.v
+        )));
     }
     let mut accessed = conn.prepare_cached(
         "SELECT version_id, last_accessed_ms FROM secret_versions WHERE arn = ?1 AND last_accessed_ms IS NOT NULL",
     )?;
-    let touched: Vec<(String, i64)> =
-        accessed.query_map([&arn], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+    let touched: Vec<(String, i64)> = accessed
+        .query_map([&arn], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
     Ok(SecretRecord {
         account_id: row.get(1)?,
         region: row.get(2)?,
@@ -259,14 +279,22 @@ fn decode_secret(conn: &Connection, row: &rusqlite::Row<'_>) -> StoreResult<Secr
                 version_id: v.id,
                 stages: v.stages,
                 created_ms: v.created_ms,
-                kind: if v.binary { ValueKind::Binary } else { ValueKind::String },
+                kind: if v.binary {
+                    ValueKind::Binary
+                } else {
+                    ValueKind::String
+                },
             })
             .collect(),
         arn,
     })
 }
 
-fn query_secret(conn: &Connection, sql_where: &str, args: &[&dyn rusqlite::ToSql]) -> StoreResult<Option<SecretRecord>> {
+fn query_secret(
+    conn: &Connection,
+    sql_where: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> StoreResult<Option<SecretRecord>> {
     let sql = format!("SELECT {SECRET_COLUMNS} FROM secrets WHERE {sql_where}");
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(args)?;
@@ -276,14 +304,19 @@ fn query_secret(conn: &Connection, sql_where: &str, args: &[&dyn rusqlite::ToSql
     }
 }
 
-fn insert_values(tx: &rusqlite::Transaction<'_>, arn: &str, write: &SecretWrite) -> StoreResult<()> {
+fn insert_values(
+    tx: &rusqlite::Transaction<'_>,
+    arn: &str,
+    write: &SecretWrite,
+) -> StoreResult<()> {
     let mut ins = tx.prepare_cached(
         "INSERT INTO secret_versions (arn, version_id, wrapped_key, sealed_value) VALUES (?1, ?2, ?3, ?4)",
     )?;
     for (version_id, value) in &write.new_values {
         ins.execute(params![arn, version_id, value.wrapped_key, value.sealed])?;
     }
-    let mut del = tx.prepare_cached("DELETE FROM secret_versions WHERE arn = ?1 AND version_id = ?2")?;
+    let mut del =
+        tx.prepare_cached("DELETE FROM secret_versions WHERE arn = ?1 AND version_id = ?2")?;
     for version_id in &write.removed_versions {
         del.execute(params![arn, version_id])?;
     }
@@ -291,11 +324,19 @@ fn insert_values(tx: &rusqlite::Transaction<'_>, arn: &str, write: &SecretWrite)
 }
 
 fn account_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRecord> {
-    Ok(AccountRecord { account_id: r.get(0)?, created_ms: r.get(1)?, wrapped_account_key: r.get(2)? })
+    Ok(AccountRecord {
+        account_id: r.get(0)?,
+        created_ms: r.get(1)?,
+        wrapped_account_key: r.get(2)?,
+    })
 }
 
 impl Store for SqliteStore {
-    async fn insert_account(&self, account: AccountRecord, root_key: AccessKeyRecord) -> StoreResult<()> {
+    async fn insert_account(
+        &self,
+        account: AccountRecord,
+        root_key: AccessKeyRecord,
+    ) -> StoreResult<()> {
         self.write(move |conn| {
             let tx = conn.transaction()?;
             tx.execute(
@@ -364,15 +405,26 @@ impl Store for SqliteStore {
         self.read(|conn| query_secret(conn, "arn = ?1", &[&arn]))
     }
 
-    async fn get_secret_by_name(&self, account_id: &str, region: &str, name: &str) -> StoreResult<Option<SecretRecord>> {
+    async fn get_secret_by_name(
+        &self,
+        account_id: &str,
+        region: &str,
+        name: &str,
+    ) -> StoreResult<Option<SecretRecord>> {
         self.read(|conn| {
-            query_secret(conn, "account_id = ?1 AND region = ?2 AND name = ?3", &[&account_id, &region, &name])
+            query_secret(
+                conn,
+                "account_id = ?1 AND region = ?2 AND name = ?3",
+                &[&account_id, &region, &name],
+            )
         })
     }
 
     async fn list_secrets(&self, account_id: &str, region: &str) -> StoreResult<Vec<SecretRecord>> {
         self.read(|conn| {
-            let sql = format!("SELECT {SECRET_COLUMNS} FROM secrets WHERE account_id = ?1 AND region = ?2");
+            let sql = format!(
+                "SELECT {SECRET_COLUMNS} FROM secrets WHERE account_id = ?1 AND region = ?2"
+            );
             let mut stmt = conn.prepare_cached(&sql)?;
             let mut rows = stmt.query([account_id, region])?;
             let mut out = Vec::new();
@@ -383,7 +435,11 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn get_sealed_value(&self, arn: &str, version_id: &str) -> StoreResult<Option<SealedValue>> {
+    async fn get_sealed_value(
+        &self,
+        arn: &str,
+        version_id: &str,
+    ) -> StoreResult<Option<SealedValue>> {
         self.read(|conn| {
             let mut stmt = conn
                 .prepare_cached("SELECT wrapped_key, sealed_value FROM secret_versions WHERE arn = ?1 AND version_id = ?2")?;
@@ -418,7 +474,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn update_secret(&self, expected_revision: i64, record: SecretRecord, write: SecretWrite) -> StoreResult<()> {
+    async fn update_secret(
+        &self,
+        expected_revision: i64,
+        record: SecretRecord,
+        write: SecretWrite,
+    ) -> StoreResult<()> {
         self.write(move |conn| {
             let encoded = encode_record(&record)?;
             let tx = conn.transaction()?;

@@ -1,5 +1,7 @@
 //! The SQLite store's contract: what `coffer-core` relies on from any `Store`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use coffer_store::*;
 
 fn secret(arn: &str, name: &str, revision: i64) -> SecretRecord {
@@ -17,17 +19,29 @@ fn secret(arn: &str, name: &str, revision: i64) -> SecretRecord {
         last_accessed_ms: None,
         deleted_ms: None,
         deletion_due_ms: None,
-        versions: vec![VersionRecord { version_id: "v1".into(), stages: vec!["AWSCURRENT".into()], created_ms: 1, last_accessed_ms: None, kind: ValueKind::Binary }],
+        versions: vec![VersionRecord {
+            version_id: "v1".into(),
+            stages: vec!["AWSCURRENT".into()],
+            created_ms: 1,
+            last_accessed_ms: None,
+            kind: ValueKind::Binary,
+        }],
         revision,
     }
 }
 
 fn value(tag: u8) -> SealedValue {
-    SealedValue { wrapped_key: vec![tag; 8], sealed: vec![tag; 16] }
+    SealedValue {
+        wrapped_key: vec![tag; 8],
+        sealed: vec![tag; 16],
+    }
 }
 
 fn one_value(id: &str, tag: u8) -> SecretWrite {
-    SecretWrite { new_values: vec![(id.into(), value(tag))], removed_versions: vec![] }
+    SecretWrite {
+        new_values: vec![(id.into(), value(tag))],
+        removed_versions: vec![],
+    }
 }
 
 #[tokio::test]
@@ -36,17 +50,27 @@ async fn records_round_trip_and_survive_reopen() {
     let path = dir.path().join(DB_FILE);
     {
         let store = SqliteStore::open(&path).unwrap();
-        store.create_secret(secret("arn:a", "a", 1), one_value("v1", 7)).await.unwrap();
+        store
+            .create_secret(secret("arn:a", "a", 1), one_value("v1", 7))
+            .await
+            .unwrap();
         store.touch_access("arn:a", "v1", 86_400_000).await.unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
-    let got = store.get_secret_by_name("111122223333", "us-east-1", "a").await.unwrap().unwrap();
+    let got = store
+        .get_secret_by_name("111122223333", "us-east-1", "a")
+        .await
+        .unwrap()
+        .unwrap();
     let mut want = secret("arn:a", "a", 1);
     want.last_accessed_ms = Some(86_400_000);
     want.versions[0].last_accessed_ms = Some(86_400_000);
     assert_eq!(got, want);
     assert_eq!(store.get_secret_by_arn("arn:a").await.unwrap(), Some(want));
-    assert_eq!(store.get_sealed_value("arn:a", "v1").await.unwrap(), Some(value(7)));
+    assert_eq!(
+        store.get_sealed_value("arn:a", "v1").await.unwrap(),
+        Some(value(7))
+    );
     assert_eq!(store.get_sealed_value("arn:a", "v2").await.unwrap(), None);
     store.integrity_check().unwrap();
 }
@@ -55,26 +79,56 @@ async fn records_round_trip_and_survive_reopen() {
 async fn names_are_unique_per_account_and_region() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join(DB_FILE)).unwrap();
-    store.create_secret(secret("arn:a", "a", 1), SecretWrite::default()).await.unwrap();
-    let dup = store.create_secret(secret("arn:b", "a", 1), SecretWrite::default()).await;
+    store
+        .create_secret(secret("arn:a", "a", 1), SecretWrite::default())
+        .await
+        .unwrap();
+    let dup = store
+        .create_secret(secret("arn:b", "a", 1), SecretWrite::default())
+        .await;
     assert!(matches!(dup, Err(StoreError::AlreadyExists)));
     let mut other_region = secret("arn:c", "a", 1);
     other_region.region = "eu-west-1".into();
-    store.create_secret(other_region, SecretWrite::default()).await.unwrap();
-    assert_eq!(store.list_secrets("111122223333", "us-east-1").await.unwrap().len(), 1);
-    assert_eq!(store.list_secrets("111122223333", "eu-west-1").await.unwrap().len(), 1);
+    store
+        .create_secret(other_region, SecretWrite::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .list_secrets("111122223333", "us-east-1")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .list_secrets("111122223333", "eu-west-1")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
 async fn updates_are_conditional_on_the_revision() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join(DB_FILE)).unwrap();
-    store.create_secret(secret("arn:a", "a", 1), one_value("v1", 1)).await.unwrap();
+    store
+        .create_secret(secret("arn:a", "a", 1), one_value("v1", 1))
+        .await
+        .unwrap();
     let mut next = secret("arn:a", "a", 2);
     next.description = Some("new".into());
-    store.update_secret(1, next.clone(), one_value("v2", 2)).await.unwrap();
+    store
+        .update_secret(1, next.clone(), one_value("v2", 2))
+        .await
+        .unwrap();
     // a writer that read revision 1 loses, and its values are not written
-    let stale = store.update_secret(1, secret("arn:a", "a", 2), one_value("v3", 3)).await;
+    let stale = store
+        .update_secret(1, secret("arn:a", "a", 2), one_value("v3", 3))
+        .await;
     assert!(matches!(stale, Err(StoreError::Conflict)));
     assert_eq!(store.get_sealed_value("arn:a", "v3").await.unwrap(), None);
     let got = store.get_secret_by_arn("arn:a").await.unwrap().unwrap();
@@ -82,11 +136,21 @@ async fn updates_are_conditional_on_the_revision() {
     assert_eq!(got.revision, 2);
     // removing a version removes its value
     store
-        .update_secret(2, secret("arn:a", "a", 3), SecretWrite { new_values: vec![], removed_versions: vec!["v2".into()] })
+        .update_secret(
+            2,
+            secret("arn:a", "a", 3),
+            SecretWrite {
+                new_values: vec![],
+                removed_versions: vec!["v2".into()],
+            },
+        )
         .await
         .unwrap();
     assert_eq!(store.get_sealed_value("arn:a", "v2").await.unwrap(), None);
-    assert_eq!(store.get_sealed_value("arn:a", "v1").await.unwrap(), Some(value(1)));
+    assert_eq!(
+        store.get_sealed_value("arn:a", "v1").await.unwrap(),
+        Some(value(1))
+    );
 }
 
 #[tokio::test]
@@ -97,9 +161,15 @@ async fn purge_due_and_purge() {
     due.deleted_ms = Some(10);
     due.deletion_due_ms = Some(100);
     store.create_secret(due, one_value("v1", 1)).await.unwrap();
-    store.create_secret(secret("arn:live", "live", 1), one_value("v1", 2)).await.unwrap();
+    store
+        .create_secret(secret("arn:live", "live", 1), one_value("v1", 2))
+        .await
+        .unwrap();
     assert!(store.secrets_due_for_purge(99).await.unwrap().is_empty());
-    assert_eq!(store.secrets_due_for_purge(100).await.unwrap(), vec!["arn:due".to_string()]);
+    assert_eq!(
+        store.secrets_due_for_purge(100).await.unwrap(),
+        vec!["arn:due".to_string()]
+    );
     store.purge_secret("arn:due").await.unwrap();
     assert_eq!(store.get_secret_by_arn("arn:due").await.unwrap(), None);
     assert_eq!(store.get_sealed_value("arn:due", "v1").await.unwrap(), None);
@@ -110,7 +180,11 @@ async fn purge_due_and_purge() {
 async fn accounts_and_access_keys() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join(DB_FILE)).unwrap();
-    let account = AccountRecord { account_id: "111122223333".into(), created_ms: 5, wrapped_account_key: vec![1, 2, 3] };
+    let account = AccountRecord {
+        account_id: "111122223333".into(),
+        created_ms: 5,
+        wrapped_account_key: vec![1, 2, 3],
+    };
     let key = AccessKeyRecord {
         access_key_id: "AKIAEXAMPLE".into(),
         account_id: "111122223333".into(),
@@ -120,10 +194,19 @@ async fn accounts_and_access_keys() {
         active: true,
         created_ms: 5,
     };
-    store.insert_account(account.clone(), key.clone()).await.unwrap();
-    assert_eq!(store.get_account("111122223333").await.unwrap(), Some(account.clone()));
+    store
+        .insert_account(account.clone(), key.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_account("111122223333").await.unwrap(),
+        Some(account.clone())
+    );
     assert_eq!(store.list_accounts().await.unwrap(), vec![account.clone()]);
-    assert_eq!(store.get_access_key("AKIAEXAMPLE").await.unwrap(), Some(key.clone()));
+    assert_eq!(
+        store.get_access_key("AKIAEXAMPLE").await.unwrap(),
+        Some(key.clone())
+    );
     assert_eq!(store.get_access_key("AKIAOTHER").await.unwrap(), None);
     // the account and its key are written together or not at all
     let mut other_key = key.clone();
@@ -138,7 +221,11 @@ fn a_newer_schema_is_refused() {
     let path = dir.path().join(DB_FILE);
     drop(SqliteStore::open(&path).unwrap());
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute("INSERT INTO schema_migrations (version, applied_ms) VALUES (999, 0)", []).unwrap();
+    conn.execute(
+        "INSERT INTO schema_migrations (version, applied_ms) VALUES (999, 0)",
+        [],
+    )
+    .unwrap();
     drop(conn);
     let err = SqliteStore::open(&path).err().expect("must refuse");
     assert!(err.to_string().contains("upgrade coffer"), "{err}");

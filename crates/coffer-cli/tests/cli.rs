@@ -1,0 +1,427 @@
+//! The `coffer` binary as users and scripts see it: help, exit codes, error lines, the
+//! `init` output and the dev server's `export` lines.
+//!
+//! Tests marked "needs a real Coffer::init" start a store; the others stop before one is
+//! opened.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] functions: a failure is a panic
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use assert_cmd::cargo::cargo_bin_cmd;
+
+/// `coffer ARGS` with the environment it reads cleared, so the caller's shell cannot leak in.
+fn coffer(args: &[&str]) -> assert_cmd::Command {
+    let mut cmd = cargo_bin_cmd!("coffer");
+    cmd.args(args)
+        .env_remove("COFFER_DATA_DIR")
+        .env_remove("COFFER_LISTEN")
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+/// Runs `coffer ARGS`, asserts the exit code, returns (stdout, stderr).
+fn run(args: &[&str], code: i32) -> (String, String) {
+    let assert = coffer(args)
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .code(code);
+    let output = assert.get_output();
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn help_lists_subcommands_with_examples() {
+    let (out, _) = run(&["--help"], 0);
+    for expected in ["init", "server", "Examples:", "coffer server --dev"] {
+        assert!(out.contains(expected), "--help lacks {expected:?}:\n{out}");
+    }
+    let (out, _) = run(&["server", "--help"], 0);
+    for expected in [
+        "--data-dir",
+        "--listen",
+        "--insecure-http",
+        "--allow-insecure-non-loopback",
+        "--dev",
+        "--account-id",
+        "--accept-any-credentials",
+        "--manual-clock",
+        "--purge-interval",
+        "Examples:",
+    ] {
+        assert!(
+            out.contains(expected),
+            "server --help lacks {expected:?}:\n{out}"
+        );
+    }
+    let (out, _) = run(&["init", "--help"], 0);
+    for expected in [
+        "--data-dir",
+        "--format",
+        "--account-id",
+        "--tls-san",
+        "Examples:",
+    ] {
+        assert!(
+            out.contains(expected),
+            "init --help lacks {expected:?}:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn usage_errors_exit_2_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = path_str(dir.path());
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["server", "--data-dir", d, "--accept-any-credentials"],
+            "--accept-any-credentials only works with --dev",
+        ),
+        (
+            &["server", "--accept-any-credentials"],
+            "--accept-any-credentials only works with --dev",
+        ),
+        (
+            &["server", "--data-dir", d, "--manual-clock"],
+            "--manual-clock only works with --dev",
+        ),
+        (
+            &["server", "--dev", "--data-dir", d],
+            "cannot be combined with --data-dir",
+        ),
+        (
+            &["server", "--data-dir", d, "--account-id", "111122223333"],
+            "--account-id only works with --dev",
+        ),
+        (&["server"], "needs --data-dir DIR"),
+        (
+            &["server", "--dev", "--listen", "0.0.0.0:0"],
+            "loopback only",
+        ),
+        (
+            &[
+                "server",
+                "--data-dir",
+                d,
+                "--insecure-http",
+                "--listen",
+                "0.0.0.0:0",
+            ],
+            "clear text",
+        ),
+        (&["server", "--no-such-flag"], "unexpected argument"),
+        (&["server", "--listen", "not-an-address"], "invalid"),
+        (&["server", "--dev", "--account-id", "123"], "12 digits"),
+        (&["init"], "--data-dir"),
+        (
+            &["init", "--data-dir", d, "--format", "yaml"],
+            "invalid value",
+        ),
+        (&["frobnicate"], "unrecognized subcommand"),
+    ];
+    for (args, fragment) in cases {
+        let (_, err) = run(args, 2);
+        assert!(
+            err.contains(fragment),
+            "{args:?}: stderr lacks {fragment:?}:\n{err}"
+        );
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn an_uninitialised_data_dir_says_to_run_init() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = path_str(dir.path());
+    let (_, err) = run(&["server", "--data-dir", d], 1);
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "error: data directory {d} is not initialised; run `coffer init --data-dir {d}` first"
+        )
+    );
+
+    // The same through the environment.
+    let assert = coffer(&["server"])
+        .env("COFFER_DATA_DIR", d)
+        .assert()
+        .code(1);
+    assert!(
+        String::from_utf8_lossy(&assert.get_output().stderr)
+            .contains("run `coffer init --data-dir")
+    );
+}
+
+#[test]
+fn a_port_in_use_says_to_choose_another() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (_, err) = run(&["server", "--dev", "--listen", &addr], 1);
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "error: cannot listen on {addr}: address already in use; choose another with --listen"
+        )
+    );
+}
+
+#[test]
+fn an_exported_data_dir_does_not_conflict_with_dev() {
+    // COFFER_DATA_DIR in the environment is ignored by --dev rather than a usage error: the
+    // run gets as far as binding (which fails here, on purpose, before any store is made).
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let assert = coffer(&["server", "--dev", "--listen", &addr])
+        .env("COFFER_DATA_DIR", "/nonexistent")
+        .assert()
+        .code(1);
+    assert!(
+        String::from_utf8_lossy(&assert.get_output().stderr).contains("address already in use")
+    );
+}
+
+#[test]
+fn insecure_http_on_a_public_address_warns_loudly_when_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "server",
+        "--data-dir",
+        path_str(dir.path()),
+        "--insecure-http",
+        "--allow-insecure-non-loopback",
+        "--listen",
+        "0.0.0.0:0",
+    ];
+    // Fails afterwards because the directory is not initialised; the warning comes first.
+    let (_, err) = run(&args, 1);
+    assert!(
+        err.contains("WARNING: serving PLAIN HTTP on 0.0.0.0:0"),
+        "{err}"
+    );
+}
+
+// Needs a real Coffer::init.
+#[test]
+fn init_prints_json_credentials_once() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("new").join("data");
+    let d = path_str(&dir);
+    let (out, _) = run(
+        &[
+            "init",
+            "--data-dir",
+            d,
+            "--format",
+            "json",
+            "--account-id",
+            "111122223333",
+        ],
+        0,
+    );
+    let line = out.trim_end();
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let value: serde_json::Value = serde_json::from_str(line).unwrap();
+    let object = value.as_object().unwrap();
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["access_key_id", "account_id", "secret_access_key"]);
+    assert!(
+        line.starts_with(r#"{"account_id":"111122223333","access_key_id":""#),
+        "{line}"
+    );
+    assert!(!object["secret_access_key"].as_str().unwrap().is_empty());
+
+    assert!(dir.join("root.key").exists());
+    assert!(dir.join("tls").join("cert.pem").exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("tls").join("key.pem")), 0o600);
+    }
+
+    // A second init refuses and does not print credentials.
+    let (out, err) = run(&["init", "--data-dir", d, "--format", "json"], 1);
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("already initialised"), "{err}");
+}
+
+// Needs a real Coffer::init.
+#[test]
+fn init_text_tells_what_to_do_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = path_str(dir.path());
+    let (out, _) = run(
+        &["init", "--data-dir", d, "--tls-san", "coffer.internal"],
+        0,
+    );
+    for expected in [
+        "AWS_ACCESS_KEY_ID=",
+        "AWS_SECRET_ACCESS_KEY=",
+        "they are not shown again",
+        &format!("coffer server --data-dir {d}"),
+    ] {
+        assert!(out.contains(expected), "lacks {expected:?}:\n{out}");
+    }
+}
+
+struct DevServer {
+    child: Child,
+    lines: Vec<String>,
+}
+
+impl DevServer {
+    /// SIGTERM, then the exit status (SIGKILL after 15 s).
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("no exit within 15 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        // SIGTERM first, so the server removes its temporary data directory.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            std::thread::sleep(Duration::from_millis(500));
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn start_dev_server(extra: &[&str]) -> DevServer {
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("coffer"))
+        .args(["server", "--dev", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .env_remove("COFFER_DATA_DIR")
+        .env_remove("COFFER_LISTEN")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    while lines.len() < 6 {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(line)) => lines.push(line),
+            other => panic!("dev server stopped printing after {lines:?}: {other:?}"),
+        }
+    }
+    DevServer { child, lines }
+}
+
+fn get_health(addr: SocketAddr) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+// Needs a real Coffer::init.
+#[test]
+fn dev_server_prints_exports_serves_and_stops_on_sigterm() {
+    let mut server = start_dev_server(&[]);
+    let first = &server.lines[0];
+    let url = first
+        .strip_prefix("coffer dev server listening on ")
+        .and_then(|rest| rest.strip_suffix(" (account 000000000000, region us-east-1)"))
+        .unwrap_or_else(|| panic!("first line: {first}"));
+    let addr: SocketAddr = url
+        .strip_prefix("http://127.0.0.1:")
+        .map(|port| format!("127.0.0.1:{port}"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_ne!(addr.port(), 0);
+    assert_eq!(server.lines[1], format!("export AWS_ENDPOINT_URL={url}"));
+    assert!(
+        server.lines[2].starts_with("export AWS_ACCESS_KEY_ID=") && server.lines[2].len() > 25,
+        "{}",
+        server.lines[2]
+    );
+    assert!(
+        server.lines[3].starts_with("export AWS_SECRET_ACCESS_KEY=") && server.lines[3].len() > 29,
+        "{}",
+        server.lines[3]
+    );
+    assert_eq!(server.lines[4], "export AWS_REGION=us-east-1");
+    assert_eq!(server.lines[5], "export AWS_DEFAULT_REGION=us-east-1");
+
+    let response = get_health(addr);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with(r#"{"status":"ok"}"#), "{response}");
+
+    assert_eq!(server.terminate().code(), Some(0));
+}
+
+// Needs a real Coffer::init.
+#[test]
+fn dev_admin_routes_follow_manual_clock() {
+    for (extra, expected) in [
+        (&[][..], "HTTP/1.1 404"),
+        (&["--manual-clock"][..], "HTTP/1.1 200"),
+    ] {
+        let mut server = start_dev_server(extra);
+        let addr: SocketAddr = server.lines[1]
+            .trim_start_matches("export AWS_ENDPOINT_URL=http://")
+            .parse()
+            .unwrap();
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(b"POST /_coffer/tasks/run HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(response.starts_with(expected), "{extra:?}: {response}");
+        assert_eq!(server.terminate().code(), Some(0));
+    }
+}

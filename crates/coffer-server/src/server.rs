@@ -1,0 +1,393 @@
+//! The listening server: start-up in a fixed order (validate, check the data directory, load
+//! TLS, bind, open the store), the accept loop, the purge task and graceful shutdown.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use coffer_core::clock::{Clock, ManualClock, SystemClock};
+use coffer_core::{Coffer, InitOptions, SecretBytes};
+use coffer_protocol::{AuthMode, Endpoint};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{DEV_REGION, DevOptions, Mode, ServerConfig, Transport};
+use crate::data_dir::require_initialised;
+use crate::error::ServerError;
+use crate::routes::App;
+use crate::tls::load_server_config;
+
+/// A client that opens a connection and stalls the handshake holds a task and a socket.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Likewise for a client that sends request headers slowly (hyper's own default is 30 s).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// After a failed `accept` that is not about one connection (out of file descriptors, say),
+/// wait before trying again instead of spinning.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The dev account's root credentials, for the `export AWS_…` lines.
+#[derive(Debug)]
+pub struct DevCredentials {
+    pub account_id: String,
+    pub access_key_id: String,
+    pub secret_access_key: SecretBytes,
+    pub region: &'static str,
+}
+
+/// A server that has bound its address and opened its store, ready to [`Server::run`].
+pub struct Server {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    data_dir: PathBuf,
+    tls: Option<TlsAcceptor>,
+    app: Arc<App>,
+    purge_interval: Duration,
+    shutdown_grace: Duration,
+    dev_credentials: Option<DevCredentials>,
+    /// Declared last so it is removed after everything that uses it is dropped.
+    dev_data_dir: Option<tempfile::TempDir>,
+}
+
+/// Binds and runs a server until `shutdown` completes, then finishes in-flight requests
+/// (within [`ServerConfig::shutdown_grace`]). For the bound address or the dev credentials,
+/// use [`Server::bind`] and [`Server::run`] instead.
+pub async fn serve(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    Server::bind(config).await?.run(shutdown).await
+}
+
+impl Server {
+    /// Validates `config`, checks the data directory, loads TLS, binds the listen address
+    /// (port 0 picks a free port; see [`Server::local_addr`]) and opens the store. In dev mode
+    /// it first makes and initialises a temporary data directory.
+    pub async fn bind(config: ServerConfig) -> Result<Self, ServerError> {
+        config.validate()?;
+        let auth = config.auth_mode();
+        let opened = match &config.mode {
+            Mode::DataDir { path, transport } => {
+                Opened::data_dir(&config, path, *transport).await?
+            }
+            Mode::Dev(options) => Opened::dev(&config, options).await?,
+        };
+        let Opened {
+            listener,
+            data_dir,
+            tls,
+            coffer,
+            manual_clock,
+            dev,
+        } = opened;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| ServerError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        if config.serves_plain_http_publicly() {
+            tracing::warn!(
+                addr = %local_addr,
+                "SERVING PLAIN HTTP ON A NON-LOOPBACK ADDRESS: credentials and secret values cross the network in clear text"
+            );
+        }
+        if auth == AuthMode::AcceptAnyCredentials {
+            tracing::warn!("accepting any credentials: signatures are not checked (dev only)");
+        }
+        let app = App {
+            endpoint: Endpoint::new(coffer.clone(), auth),
+            coffer,
+            manual_clock,
+            max_body_bytes: config.max_body_bytes,
+        };
+        let (dev_credentials, dev_data_dir) = dev.unzip();
+        Ok(Self {
+            listener,
+            local_addr,
+            data_dir,
+            tls,
+            app: Arc::new(app),
+            purge_interval: config.purge_interval,
+            shutdown_grace: config.shutdown_grace,
+            dev_credentials,
+            dev_data_dir,
+        })
+    }
+
+    /// The address actually bound (with the real port when the config asked for port 0).
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The data directory served: the configured one, or the dev server's temporary one
+    /// (removed when [`Server::run`] returns).
+    #[must_use]
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// `https` or `http`.
+    #[must_use]
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// The dev account's root credentials; `None` outside dev mode.
+    #[must_use]
+    pub fn dev_credentials(&self) -> Option<&DevCredentials> {
+        self.dev_credentials.as_ref()
+    }
+
+    /// Serves until `shutdown` completes; then stops accepting, lets in-flight requests finish
+    /// within the shutdown grace, and (in dev mode) removes the temporary data directory.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let Self {
+            listener,
+            local_addr,
+            tls,
+            app,
+            purge_interval,
+            shutdown_grace,
+            dev_data_dir,
+            ..
+        } = self;
+        tracing::info!(addr = %local_addr, tls = tls.is_some(), "coffer is listening");
+
+        let purge = tokio::spawn(purge_periodically(app.coffer.clone(), purge_interval));
+        let http = Arc::new(http_builder());
+        let graceful = GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let connection = Connection { app: app.clone(), http: http.clone(), peer };
+                        tokio::spawn(connection.serve(stream, tls.clone(), graceful.watcher()));
+                    }
+                    Err(e) if is_per_connection(&e) => tracing::debug!(error = %e, "accept failed"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed; retrying shortly");
+                        tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                    }
+                },
+            }
+        }
+
+        drop(listener);
+        purge.abort();
+        let open_connections = graceful.count();
+        tracing::info!(
+            open_connections,
+            "shutting down: no new connections; finishing in-flight requests"
+        );
+        if tokio::time::timeout(shutdown_grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(grace = ?shutdown_grace, "some connections did not finish in time and were dropped");
+        }
+        drop(app);
+        drop(dev_data_dir);
+        tracing::info!("coffer stopped");
+        Ok(())
+    }
+}
+
+/// What [`Server::bind`] has opened, in either mode.
+struct Opened {
+    listener: TcpListener,
+    data_dir: PathBuf,
+    tls: Option<TlsAcceptor>,
+    coffer: Arc<Coffer>,
+    manual_clock: Option<Arc<ManualClock>>,
+    dev: Option<(DevCredentials, tempfile::TempDir)>,
+}
+
+impl Opened {
+    /// The cheap checks come first, so a wrong directory or a missing certificate is reported
+    /// before the port is taken or the store opened.
+    async fn data_dir(
+        config: &ServerConfig,
+        path: &Path,
+        transport: Transport,
+    ) -> Result<Self, ServerError> {
+        require_initialised(path)?;
+        let tls = match transport {
+            Transport::Tls => Some(TlsAcceptor::from(load_server_config(path)?)),
+            Transport::InsecureHttp { .. } => None,
+        };
+        let listener = listen(config.listen).await?;
+        let coffer = open(path.to_path_buf(), Arc::new(SystemClock)).await?;
+        Ok(Self {
+            listener,
+            data_dir: path.to_path_buf(),
+            tls,
+            coffer,
+            manual_clock: None,
+            dev: None,
+        })
+    }
+
+    /// Binds before initialising, so a busy port fails fast and the printed address is real.
+    async fn dev(config: &ServerConfig, options: &DevOptions) -> Result<Self, ServerError> {
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("coffer-dev-");
+        // Private like a real data directory, although the dev store is throw-away: it still
+        // holds a root key and the credentials printed at start.
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
+        let dir = builder.tempdir().map_err(ServerError::DevDataDir)?;
+        let listener = listen(config.listen).await?;
+        let init = InitOptions {
+            account_id: Some(options.account_id.clone()),
+        };
+        let data_dir = dir.path().to_path_buf();
+        let outcome = blocking(move || Coffer::init(&data_dir, &init)).await??;
+        let manual_clock = options
+            .manual_clock
+            .then(|| Arc::new(ManualClock::starting_now()));
+        let clock: Arc<dyn Clock> = match &manual_clock {
+            Some(clock) => clock.clone(),
+            None => Arc::new(SystemClock),
+        };
+        let coffer = open(dir.path().to_path_buf(), clock).await?;
+        let credentials = DevCredentials {
+            account_id: outcome.account_id,
+            access_key_id: outcome.access_key_id,
+            secret_access_key: outcome.secret_access_key,
+            region: DEV_REGION,
+        };
+        Ok(Self {
+            listener,
+            data_dir: dir.path().to_path_buf(),
+            tls: None,
+            coffer,
+            manual_clock,
+            dev: Some((credentials, dir)),
+        })
+    }
+}
+
+/// One accepted TCP connection.
+struct Connection {
+    app: Arc<App>,
+    http: Arc<auto::Builder<TokioExecutor>>,
+    peer: SocketAddr,
+}
+
+impl Connection {
+    async fn serve(self, stream: TcpStream, tls: Option<TlsAcceptor>, watcher: Watcher) {
+        // Responses are written whole; Nagle would only delay them behind the client's ACKs.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+        match tls {
+            None => self.serve_http(stream, watcher).await,
+            Some(acceptor) => {
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => self.serve_http(stream, watcher).await,
+                    Ok(Err(e)) => {
+                        tracing::debug!(peer = %self.peer, error = %e, "TLS handshake failed")
+                    }
+                    Err(_) => tracing::debug!(peer = %self.peer, "TLS handshake timed out"),
+                }
+            }
+        }
+    }
+
+    async fn serve_http<S>(self, stream: S, watcher: Watcher)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Self { app, http, peer } = self;
+        // `::ffff:10.0.0.1` from a dual-stack socket is the IPv4 client 10.0.0.1.
+        let peer_ip: IpAddr = peer.ip().to_canonical();
+        let service = service_fn(move |request: hyper::Request<Incoming>| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(app.respond(request, peer_ip).await) }
+        });
+        let connection = http.serve_connection(TokioIo::new(stream), service);
+        if let Err(e) = watcher.watch(connection).await {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
+    }
+}
+
+/// HTTP/1.1 with keep-alive, or HTTP/2 (by ALPN over TLS, by prior knowledge over plain HTTP).
+fn http_builder() -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
+    builder.http2().timer(TokioTimer::new());
+    builder
+}
+
+/// Errors about the one connection being accepted (it was reset before we took it), as
+/// opposed to the listener's (out of file descriptors).
+fn is_per_connection(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset, Interrupted};
+    matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset | Interrupted
+    )
+}
+
+async fn listen(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr).await.map_err(|source| {
+        if source.kind() == std::io::ErrorKind::AddrInUse {
+            ServerError::AddrInUse { addr }
+        } else {
+            ServerError::Listen { addr, source }
+        }
+    })
+}
+
+/// Opening a store runs migrations and reads files: keep it off the async workers.
+async fn open(data_dir: PathBuf, clock: Arc<dyn Clock>) -> Result<Arc<Coffer>, ServerError> {
+    Ok(Arc::new(
+        blocking(move || Coffer::open(&data_dir, clock)).await??,
+    ))
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ServerError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ServerError::Startup(e.to_string()))
+}
+
+/// Purges due secrets every `every`, starting now. A failed or panicking purge is logged and
+/// retried at the next tick; it never stops the server.
+async fn purge_periodically(coffer: Arc<Coffer>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let coffer = coffer.clone();
+        // Its own task, so a panic inside the store surfaces here as a JoinError.
+        match tokio::spawn(async move { coffer.purge_due().await }).await {
+            Ok(Ok(0)) => tracing::debug!("purge: nothing due"),
+            Ok(Ok(purged)) => tracing::info!(purged, "purged secrets whose recovery window ended"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "purge failed; retrying at the next interval"),
+            Err(e) => {
+                tracing::error!(error = %e, "purge task panicked; retrying at the next interval")
+            }
+        }
+    }
+}
