@@ -202,16 +202,45 @@ fn check_len(
 
 pub(crate) fn validate_name(name: &str) -> Result<(), CoreError> {
     check_len("name", name, 1, 512, false)?;
-    let ok = name
+    if !name
         .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b));
-    if !ok {
-        return Err(CoreError::InvalidParameter(
-            "Invalid name. Must be a valid name containing alphanumeric characters, or any of the following: -/_+=.@!"
-                .into(),
-        ));
+        .all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b))
+    {
+        return Err(invalid_name());
     }
     Ok(())
+}
+
+/// AWS answers a name or secret id with characters outside the name alphabet with a
+/// `ValidationException` on every operation (recorded against AWS in LocalStack's
+/// `test_invalid_secret_name` snapshot), not with `InvalidParameterException`.
+fn invalid_name() -> CoreError {
+    CoreError::Validation(
+        "Invalid name. Must be a valid name containing alphanumeric characters, or any of the following: -/_+=.@!"
+            .into(),
+    )
+}
+
+/// A `SecretId` is a name or an ARN: the name alphabet plus `:`.
+fn validate_secret_id(secret_id: &str) -> Result<(), CoreError> {
+    check_len("secretId", secret_id, 1, 2048, false)?;
+    if !secret_id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-:".contains(&b))
+    {
+        return Err(invalid_name());
+    }
+    Ok(())
+}
+
+/// Raw requests must carry their own token: the SDKs and the CLI generate one, and AWS refuses
+/// a new version without it (recorded against AWS in LocalStack's `test_no_client_request_token`).
+fn require_token(token: Option<String>) -> Result<String, CoreError> {
+    token.ok_or_else(|| {
+        CoreError::InvalidRequest(
+            "You must provide a ClientRequestToken value. We recommend a UUID-type value.".into(),
+        )
+    })
 }
 
 fn validate_token(token: Option<&str>) -> Result<Option<String>, CoreError> {
@@ -299,8 +328,10 @@ fn merge_tags(
             None => existing.push((k.clone(), v.clone())),
         }
     }
+    // TagResource declares no LimitExceededException in the service model; AWS reports the
+    // tag quota as an invalid parameter.
     if existing.len() > MAX_TAGS {
-        return Err(CoreError::LimitExceeded(format!(
+        return Err(CoreError::InvalidParameter(format!(
             "The request failed because it would exceed the limit of {MAX_TAGS} tags per secret."
         )));
     }
@@ -360,7 +391,7 @@ impl<S: Store> Coffer<S> {
         caller: &Caller,
         secret_id: &str,
     ) -> Result<Option<SecretRecord>, CoreError> {
-        check_len("secretId", secret_id, 1, 2048, false)?;
+        validate_secret_id(secret_id)?;
         if let Some(rest) = secret_id.strip_prefix("arn:") {
             let parts: Vec<&str> = rest.splitn(6, ':').collect();
             let [
@@ -594,10 +625,7 @@ impl<S: Store> Coffer<S> {
             version_stages: vec![],
         };
         if let Some(value) = &input.value {
-            let version_id = match token {
-                Some(t) => t,
-                None => ids::uuid_v4()?,
-            };
+            let version_id = require_token(token)?;
             let sealed = self.seal(&rec, &version_id, value).await?;
             let version = VersionRecord {
                 version_id: version_id.clone(),
@@ -635,10 +663,7 @@ impl<S: Store> Coffer<S> {
         version_stages: &[String],
         mut also: impl FnMut(&mut SecretRecord),
     ) -> Result<WriteOutcome, CoreError> {
-        let version_id = match token {
-            Some(t) => t,
-            None => ids::uuid_v4()?,
-        };
+        let version_id = require_token(token)?;
         for _ in 0..WRITE_ATTEMPTS {
             let rec = self.require_live_secret(caller, secret_id).await?;
             if let Some(existing) = rec.versions.iter().find(|v| v.version_id == version_id) {
@@ -688,7 +713,7 @@ impl<S: Store> Coffer<S> {
         caller: &Caller,
         input: PutSecretValueInput,
     ) -> Result<WriteOutcome, CoreError> {
-        check_len("secretId", &input.secret_id, 1, 2048, false)?;
+        validate_secret_id(&input.secret_id)?;
         let token = validate_token(input.client_request_token.as_deref())?;
         validate_value(input.value.as_ref())?;
         let stages = match input.version_stages {
@@ -719,7 +744,7 @@ impl<S: Store> Coffer<S> {
         caller: &Caller,
         input: UpdateSecretInput,
     ) -> Result<WriteOutcome, CoreError> {
-        check_len("secretId", &input.secret_id, 1, 2048, false)?;
+        validate_secret_id(&input.secret_id)?;
         let token = validate_token(input.client_request_token.as_deref())?;
         validate_description(input.description.as_deref())?;
         validate_kms_key(input.kms_key_id.as_deref())?;
@@ -1043,15 +1068,17 @@ impl<S: Store> Coffer<S> {
         input: DeleteSecretInput,
     ) -> Result<DeleteSecretOutput, CoreError> {
         let force = input.force_delete_without_recovery.unwrap_or(false);
-        if force && input.recovery_window_in_days.is_some() {
-            return Err(CoreError::InvalidParameter(
-                "You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays.".into(),
-            ));
-        }
+        // AWS checks the range before the combination (moto#6461 quotes AWS answering a zero
+        // window with force by the range error).
         let days = input.recovery_window_in_days.unwrap_or(30);
         if !(7..=30).contains(&days) {
             return Err(CoreError::InvalidParameter(
                 "The RecoveryWindowInDays value must be between 7 and 30 days (inclusive).".into(),
+            ));
+        }
+        if force && input.recovery_window_in_days.is_some() {
+            return Err(CoreError::InvalidParameter(
+                "You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays.".into(),
             ));
         }
         for _ in 0..WRITE_ATTEMPTS {
@@ -1060,11 +1087,20 @@ impl<S: Store> Coffer<S> {
                 // Forcing the deletion of a secret that does not exist is not an error (API
                 // reference, DeleteSecret/ForceDeleteWithoutRecovery).
                 if force {
+                    // AWS still answers with an ARN, made up for the name.
+                    let arn = if input.secret_id.starts_with("arn:") {
+                        input.secret_id.clone()
+                    } else {
+                        format!(
+                            "arn:aws:secretsmanager:{}:{}:secret:{}-{}",
+                            caller.region,
+                            caller.account_id,
+                            input.secret_id,
+                            ids::arn_suffix()?
+                        )
+                    };
                     return Ok(DeleteSecretOutput {
-                        arn: input
-                            .secret_id
-                            .starts_with("arn:")
-                            .then(|| input.secret_id.clone()),
+                        arn: Some(arn),
                         name: input.secret_id.clone(),
                         deletion_date_ms: now,
                     });

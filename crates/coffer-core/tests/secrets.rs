@@ -51,6 +51,10 @@ fn string(s: &str) -> Option<SecretValue> {
     Some(SecretValue::String(SecretBytes::from(s.to_string())))
 }
 
+fn tok() -> Option<String> {
+    Some(ids::uuid_v4().unwrap())
+}
+
 fn token(n: u32) -> Option<String> {
     Some(format!("{n:0>32}"))
 }
@@ -62,6 +66,7 @@ async fn create(f: &Fixture, name: &str, value: &str) -> WriteOutcome {
             CreateSecretInput {
                 name: name.into(),
                 value: string(value),
+                client_request_token: tok(),
                 ..Default::default()
             },
         )
@@ -139,6 +144,7 @@ async fn binary_values_round_trip() {
             CreateSecretInput {
                 name: "bin".into(),
                 value: Some(SecretValue::Binary(SecretBytes::new(bytes.clone()))),
+                client_request_token: tok(),
                 ..Default::default()
             },
         )
@@ -236,6 +242,7 @@ async fn put_moves_current_and_previous() {
     let put = |v: &str| PutSecretValueInput {
         secret_id: "rot".into(),
         value: string(v),
+        client_request_token: tok(),
         ..Default::default()
     };
     let v2 = f
@@ -284,6 +291,7 @@ async fn put_moves_current_and_previous() {
         secret_id: "rot".into(),
         value: string("four"),
         version_stages: Some(vec!["blue".into()]),
+        client_request_token: tok(),
         ..Default::default()
     };
     f.coffer.put_secret_value(&f.caller, custom).await.unwrap();
@@ -332,6 +340,7 @@ async fn update_secret_with_and_without_value() {
             UpdateSecretInput {
                 secret_id: "upd".into(),
                 value: string("b"),
+                client_request_token: tok(),
                 ..Default::default()
             },
         )
@@ -350,7 +359,7 @@ async fn limits_and_validation() {
                 name: "bad name".into(),
                 ..Default::default()
             },
-            "InvalidParameter",
+            "Validation",
         ),
         (
             CreateSecretInput {
@@ -370,6 +379,7 @@ async fn limits_and_validation() {
             CreateSecretInput {
                 name: "big".into(),
                 value: string(&"x".repeat(65_537)),
+                client_request_token: tok(),
                 ..Default::default()
             },
             "Validation",
@@ -388,7 +398,7 @@ async fn limits_and_validation() {
                 tags: (0..51).map(|i| (format!("k{i}"), "v".into())).collect(),
                 ..Default::default()
             },
-            "LimitExceeded",
+            "InvalidParameter",
         ),
         (
             CreateSecretInput {
@@ -468,6 +478,7 @@ async fn deletion_window_restore_and_purge() {
     let put = PutSecretValueInput {
         secret_id: "gone".into(),
         value: string("x"),
+        client_request_token: tok(),
         ..Default::default()
     };
     assert_eq!(
@@ -641,6 +652,7 @@ async fn list_filters_sorting_and_pages() {
                     name: format!("svc/{i:02}"),
                     value: string("v"),
                     tags,
+                    client_request_token: tok(),
                     ..Default::default()
                 },
             )
@@ -756,6 +768,7 @@ async fn version_listing_and_pruning_beyond_100() {
         let put = PutSecretValueInput {
             secret_id: "many".into(),
             value: string(&format!("v{i}")),
+            client_request_token: tok(),
             ..Default::default()
         };
         f.coffer.put_secret_value(&f.caller, put).await.unwrap();
@@ -813,7 +826,7 @@ async fn tags_merge_and_remove() {
     let many: Vec<(String, String)> = (0..50).map(|i| (format!("k{i}"), String::new())).collect();
     assert!(matches!(
         f.coffer.tag_resource(&f.caller, "t", &many).await,
-        Err(CoreError::LimitExceeded(_))
+        Err(CoreError::InvalidParameter(_))
     ));
 }
 

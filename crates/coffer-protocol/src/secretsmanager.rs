@@ -206,7 +206,11 @@ fn describe(rec: &SecretRecord, versions_key: &str) -> serde_json::Value {
             serde_json::to_value(tags).unwrap_or_default(),
         );
     }
-    m.insert(versions_key.into(), stage_map(rec).into());
+    let stages = stage_map(rec);
+    // AWS omits the map for a secret without labelled versions.
+    if !stages.is_empty() {
+        m.insert(versions_key.into(), stages.into());
+    }
     if let Some(s) = &rec.owning_service {
         m.insert("OwningService".into(), s.clone().into());
     }
@@ -583,7 +587,10 @@ pub(crate) async fn dispatch(
                 .map(|v| {
                     let mut m = serde_json::Map::new();
                     m.insert("VersionId".into(), v.version_id.clone().into());
-                    m.insert("VersionStages".into(), v.stages.clone().into());
+                    // A deprecated version has no labels and AWS sends no member for them.
+                    if !v.stages.is_empty() {
+                        m.insert("VersionStages".into(), v.stages.clone().into());
+                    }
                     if let Some(t) = v.last_accessed_ms {
                         m.insert("LastAccessedDate".into(), secs(t).into());
                     }

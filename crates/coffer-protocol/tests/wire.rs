@@ -267,7 +267,7 @@ async fn accept_any_credentials_takes_any_key() {
         signed(
             &test_creds,
             Some("secretsmanager.CreateSecret"),
-            r#"{"Name":"a","SecretString":"v"}"#,
+            r#"{"Name":"a","SecretString":"v","ClientRequestToken":"00000000-0000-4000-8000-000000000001"}"#,
             now() - 86_400,
         ),
     )
