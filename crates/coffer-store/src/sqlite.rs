@@ -3,9 +3,11 @@
 //! reader connections serves reads concurrently (WAL readers never block the writer).
 //! Deleted rows are overwritten (`secure_delete`), so purged ciphertext does not linger.
 
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -69,6 +71,70 @@ struct Inner {
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    cache: RecordCache,
+    /// Held for the store's lifetime: one process owns the database, so the cache cannot go
+    /// stale behind another writer's back.
+    _lock: File,
+}
+
+/// Recently read records and sealed values (ciphertext only), so that the hot path of
+/// `GetSecretValue` does not touch SQLite. Every write clears it; a read fills it only if no
+/// write completed while it was reading (the generation check and the insert happen under
+/// the same lock that a write takes to clear).
+#[derive(Default)]
+struct RecordCache {
+    maps: RwLock<CacheMaps>,
+}
+
+#[derive(Default)]
+struct CacheMaps {
+    generation: u64,
+    by_name: HashMap<String, SecretRecord>,
+    by_arn: HashMap<String, SecretRecord>,
+    values: HashMap<String, SealedValue>,
+}
+
+const CACHE_MAX_ENTRIES: usize = 50_000;
+
+impl RecordCache {
+    fn generation(&self) -> u64 {
+        self.maps.read().map_or(0, |m| m.generation)
+    }
+
+    fn get<T: Clone>(&self, pick: impl FnOnce(&CacheMaps) -> Option<&T>) -> Option<T> {
+        self.maps.read().ok().and_then(|m| pick(&m).cloned())
+    }
+
+    /// Stores a value read at `generation`, unless a write has happened since.
+    fn fill(&self, generation: u64, put: impl FnOnce(&mut CacheMaps)) {
+        if let Ok(mut m) = self.maps.write()
+            && m.generation == generation
+        {
+            if m.by_name.len() + m.values.len() > CACHE_MAX_ENTRIES {
+                m.by_name.clear();
+                m.by_arn.clear();
+                m.values.clear();
+            }
+            put(&mut m);
+        }
+    }
+
+    fn invalidate(&self) {
+        if let Ok(mut m) = self.maps.write() {
+            m.generation = m.generation.wrapping_add(1);
+            m.by_name.clear();
+            m.by_arn.clear();
+            m.values.clear();
+        }
+    }
+}
+
+fn name_key(account_id: &str, region: &str, name: &str) -> String {
+    [account_id, region, name].join("\u{0}")
+}
+
+fn value_key(arn: &str, version_id: &str) -> String {
+    [arn, version_id].join("\u{0}")
 }
 
 fn configure(conn: &Connection) -> StoreResult<()> {
@@ -85,6 +151,21 @@ fn configure(conn: &Connection) -> StoreResult<()> {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
     pub fn open(path: &Path) -> StoreResult<Self> {
+        let lock_path = path.with_extension("db.lock");
+        let lock_file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| {
+                StoreError::Database(format!("cannot open {}: {e}", lock_path.display()))
+            })?;
+        if lock_file.try_lock().is_err() {
+            return Err(StoreError::Database(format!(
+                "{} is in use by another coffer process; stop it first",
+                path.display()
+            )));
+        }
         let writer = Connection::open(path)?;
         configure(&writer)?;
         migrate(&writer)?;
@@ -102,6 +183,8 @@ impl SqliteStore {
                 writer: Mutex::new(writer),
                 readers,
                 next_reader: AtomicUsize::new(0),
+                cache: RecordCache::default(),
+                _lock: lock_file,
             }),
         })
     }
@@ -138,7 +221,11 @@ impl SqliteStore {
         // fsync blocks; keep it off the async workers.
         tokio::task::spawn_blocking(move || {
             let mut conn = lock(&inner.writer)?;
-            f(&mut conn)
+            let result = f(&mut conn);
+            // After the commit (or the failed attempt), so that no read started before it
+            // can leave an old record behind.
+            inner.cache.invalidate();
+            result
         })
         .await
         .map_err(|e| StoreError::Database(format!("writer task failed: {e}")))?
@@ -402,7 +489,18 @@ impl Store for SqliteStore {
     }
 
     async fn get_secret_by_arn(&self, arn: &str) -> StoreResult<Option<SecretRecord>> {
-        self.read(|conn| query_secret(conn, "arn = ?1", &[&arn]))
+        let cache = &self.inner.cache;
+        if let Some(hit) = cache.get(|m| m.by_arn.get(arn)) {
+            return Ok(Some(hit));
+        }
+        let generation = cache.generation();
+        let found = self.read(|conn| query_secret(conn, "arn = ?1", &[&arn]))?;
+        if let Some(rec) = &found {
+            cache.fill(generation, |m| {
+                m.by_arn.insert(arn.to_owned(), rec.clone());
+            });
+        }
+        Ok(found)
     }
 
     async fn get_secret_by_name(
@@ -411,13 +509,25 @@ impl Store for SqliteStore {
         region: &str,
         name: &str,
     ) -> StoreResult<Option<SecretRecord>> {
-        self.read(|conn| {
+        let cache = &self.inner.cache;
+        let key = name_key(account_id, region, name);
+        if let Some(hit) = cache.get(|m| m.by_name.get(&key)) {
+            return Ok(Some(hit));
+        }
+        let generation = cache.generation();
+        let found = self.read(|conn| {
             query_secret(
                 conn,
                 "account_id = ?1 AND region = ?2 AND name = ?3",
                 &[&account_id, &region, &name],
             )
-        })
+        })?;
+        if let Some(rec) = &found {
+            cache.fill(generation, |m| {
+                m.by_name.insert(key, rec.clone());
+            });
+        }
+        Ok(found)
     }
 
     async fn list_secrets(&self, account_id: &str, region: &str) -> StoreResult<Vec<SecretRecord>> {
@@ -440,13 +550,25 @@ impl Store for SqliteStore {
         arn: &str,
         version_id: &str,
     ) -> StoreResult<Option<SealedValue>> {
-        self.read(|conn| {
+        let cache = &self.inner.cache;
+        let key = value_key(arn, version_id);
+        if let Some(hit) = cache.get(|m| m.values.get(&key)) {
+            return Ok(Some(hit));
+        }
+        let generation = cache.generation();
+        let found = self.read(|conn| {
             let mut stmt = conn
                 .prepare_cached("SELECT wrapped_key, sealed_value FROM secret_versions WHERE arn = ?1 AND version_id = ?2")?;
             Ok(stmt
                 .query_row([arn, version_id], |r| Ok(SealedValue { wrapped_key: r.get(0)?, sealed: r.get(1)? }))
                 .optional()?)
-        })
+        })?;
+        if let Some(v) = &found {
+            cache.fill(generation, |m| {
+                m.values.insert(key, v.clone());
+            });
+        }
+        Ok(found)
     }
 
     async fn create_secret(&self, record: SecretRecord, write: SecretWrite) -> StoreResult<()> {

@@ -230,3 +230,85 @@ fn a_newer_schema_is_refused() {
     let err = SqliteStore::open(&path).err().expect("must refuse");
     assert!(err.to_string().contains("upgrade coffer"), "{err}");
 }
+
+#[tokio::test]
+async fn reads_after_writes_never_see_cached_old_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join(DB_FILE)).unwrap();
+    store
+        .create_secret(secret("arn:a", "a", 1), one_value("v1", 1))
+        .await
+        .unwrap();
+    for rev in 1..20 {
+        // fill the cache by name, by ARN and for the value, then change everything
+        assert_eq!(
+            store
+                .get_secret_by_name("111122223333", "us-east-1", "a")
+                .await
+                .unwrap()
+                .unwrap()
+                .revision,
+            rev
+        );
+        assert_eq!(
+            store
+                .get_secret_by_arn("arn:a")
+                .await
+                .unwrap()
+                .unwrap()
+                .revision,
+            rev
+        );
+        let mut next = secret("arn:a", "a", rev + 1);
+        next.description = Some(format!("rev {}", rev + 1));
+        let id = format!("v{}", rev + 1);
+        store
+            .update_secret(rev, next, one_value(&id, 9))
+            .await
+            .unwrap();
+        let by_name = store
+            .get_secret_by_name("111122223333", "us-east-1", "a")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            by_name.description.as_deref(),
+            Some(format!("rev {}", rev + 1).as_str())
+        );
+        assert_eq!(
+            store
+                .get_secret_by_arn("arn:a")
+                .await
+                .unwrap()
+                .unwrap()
+                .revision,
+            rev + 1
+        );
+    }
+    assert!(
+        store
+            .get_sealed_value("arn:a", "v1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    store.purge_secret("arn:a").await.unwrap();
+    assert_eq!(store.get_sealed_value("arn:a", "v1").await.unwrap(), None);
+    assert_eq!(store.get_secret_by_arn("arn:a").await.unwrap(), None);
+}
+
+#[test]
+fn one_process_owns_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB_FILE);
+    let first = SqliteStore::open(&path).unwrap();
+    let err = SqliteStore::open(&path)
+        .err()
+        .expect("a second open must be refused");
+    assert!(
+        err.to_string().contains("in use by another coffer process"),
+        "{err}"
+    );
+    drop(first);
+    SqliteStore::open(&path).unwrap();
+}
