@@ -292,7 +292,6 @@ async fn put_moves_current_and_previous() {
         value: string("four"),
         version_stages: Some(vec!["blue".into()]),
         client_request_token: tok(),
-        ..Default::default()
     };
     f.coffer.put_secret_value(&f.caller, custom).await.unwrap();
     assert_eq!(get(&f, "rot").await.unwrap(), "three");
