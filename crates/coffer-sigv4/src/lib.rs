@@ -10,7 +10,7 @@
 //! 1. [`parse_claim`] reads the `Authorization` header or presigned query;
 //! 2. the caller looks up `claim.access_key_id` and, if it serves fixed regions, calls
 //!    [`check_region`];
-//! 3. [`SigningKeyCache::get_or_derive`] (or [`derive_signing_key`]) gives the signing key;
+//! 3. [`derive_signing_key`] gives the signing key (callers cache it per access key and day);
 //! 4. [`verify`] checks scope, clock skew, payload hash and signature (in constant time).
 //!
 //! Client side, [`sign`] adds `x-amz-date`, `x-amz-security-token` and `authorization`.
@@ -30,7 +30,7 @@ mod verify;
 
 pub use claim::{MAX_PRESIGNED_EXPIRES_SECS, SignatureClaim, parse_claim};
 pub use error::{AuthorizationParam, ExpiresProblem, ScopeProblem, SigV4Error};
-pub use key::{DEFAULT_CACHE_LIMIT, SigningKey, SigningKeyCache, derive_signing_key};
+pub use key::{SigningKey, derive_signing_key};
 pub use sign::{Credentials, SigningParams, sign, sign_request};
 pub use time::{format_amz_date, parse_amz_date, parse_http_date};
 pub use verify::{MAX_SKEW_SECS, check_region, verify};
