@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -165,6 +166,18 @@ impl SqliteStore {
                 "{} is in use by another coffer process; stop it first",
                 path.display()
             )));
+        }
+        // Created owner-only before SQLite opens it; the WAL and shared-memory files take the
+        // database file's permissions.
+        if !path.exists() {
+            OpenOptions::new()
+                .create_new(true)
+                .write(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| {
+                    StoreError::Database(format!("cannot create {}: {e}", path.display()))
+                })?;
         }
         let writer = Connection::open(path)?;
         configure(&writer)?;

@@ -312,3 +312,26 @@ fn one_process_owns_the_database() {
     drop(first);
     SqliteStore::open(&path).unwrap();
 }
+
+#[tokio::test]
+async fn database_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join(DB_FILE)).unwrap();
+    store
+        .create_secret(secret("arn:a", "a", 1), one_value("v1", 1))
+        .await
+        .unwrap();
+    for name in [
+        DB_FILE.to_string(),
+        format!("{DB_FILE}-wal"),
+        format!("{DB_FILE}-shm"),
+    ] {
+        let mode = std::fs::metadata(dir.path().join(&name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{name} has mode {mode:o}");
+    }
+}
