@@ -35,6 +35,12 @@ pub enum CoreError {
     /// The caller may not do this (AWS `AccessDeniedException`).
     #[error("{0}")]
     AccessDenied(String),
+    /// The entity still has dependents that must be removed first (IAM `DeleteConflict`).
+    #[error("{0}")]
+    DeleteConflict(String),
+    /// A policy document is not valid (IAM `MalformedPolicyDocument`).
+    #[error("{0}")]
+    MalformedPolicy(String),
     /// Something failed inside coffer; the message is for the operator's log, the client sees
     /// AWS's generic `InternalServiceError`.
     #[error("internal error: {0}")]

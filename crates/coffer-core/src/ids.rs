@@ -32,6 +32,14 @@ pub fn access_key_id() -> Result<String, CoreError> {
     ))
 }
 
+/// A unique id of an IAM user: `AIDA` and 17 characters of AWS's base32 alphabet.
+pub fn user_id() -> Result<String, CoreError> {
+    Ok(format!(
+        "AIDA{}",
+        random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 17)?
+    ))
+}
+
 /// A 40-character secret access key.
 pub fn secret_access_key() -> Result<SecretBytes, CoreError> {
     Ok(SecretBytes::from(random_string(

@@ -7,13 +7,16 @@
 //! `coffer-protocol`, and persistence goes through the `coffer_store::Store` trait, which
 //! only ever receives ciphertext. Time comes from an injected [`clock::Clock`].
 
+mod authz;
 pub mod clock;
 mod error;
+mod iam;
 mod identity;
 pub mod ids;
 mod keyring;
 pub mod listing;
 pub mod password;
+mod policies;
 mod secrets;
 pub mod stages;
 
@@ -21,8 +24,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use coffer_crypto::SecretBytes;
-pub use coffer_store::{SecretRecord, SqliteStore, Store, ValueKind, VersionRecord};
+pub use coffer_store::{
+    AccessKeyRecord, AccessKeyUse, SecretRecord, SqliteStore, Store, UserRecord, ValueKind,
+    VersionRecord,
+};
 pub use error::CoreError;
+pub use iam::{MAX_ACCESS_KEYS_PER_USER, NewAccessKey, USER_POLICY_SIZE_LIMIT};
 pub use identity::{AccessKeyIdentity, Caller, PrincipalType};
 pub use secrets::*;
 
@@ -49,6 +56,7 @@ pub struct Coffer<S: Store = SqliteStore> {
     store: S,
     keyring: Keyring,
     clock: Arc<dyn Clock>,
+    credentials_epoch: std::sync::atomic::AtomicU64,
 }
 
 impl Coffer<SqliteStore> {
@@ -71,6 +79,7 @@ impl Coffer<SqliteStore> {
             store,
             keyring: Keyring::new(root),
             clock: Arc::new(clock::SystemClock),
+            credentials_epoch: std::sync::atomic::AtomicU64::new(0),
         };
         let account_id = options.account_id.clone();
         // `init` is synchronous so that it can run before any runtime exists and inside one
@@ -106,6 +115,7 @@ impl Coffer<SqliteStore> {
             store,
             keyring: Keyring::new(root),
             clock,
+            credentials_epoch: std::sync::atomic::AtomicU64::new(0),
         })
     }
 }
@@ -121,6 +131,7 @@ impl<S: Store> Coffer<S> {
             store,
             keyring: Keyring::new(root_key),
             clock,
+            credentials_epoch: std::sync::atomic::AtomicU64::new(0),
         }
     }
 

@@ -427,22 +427,46 @@ impl<S: Store> Coffer<S> {
             .await?)
     }
 
+    /// Finds the secret and authorizes `action` on it before anything is read from it. A
+    /// secret that does not exist is authorized against the ARN it would have, so a caller
+    /// without access learns nothing about which secrets exist.
     async fn require_secret(
         &self,
         caller: &Caller,
         secret_id: &str,
+        action: &str,
     ) -> Result<SecretRecord, CoreError> {
-        self.find_secret(caller, secret_id)
+        self.find_authorized(caller, secret_id, action)
             .await?
             .ok_or_else(CoreError::secret_not_found)
+    }
+
+    async fn find_authorized(
+        &self,
+        caller: &Caller,
+        secret_id: &str,
+        action: &str,
+    ) -> Result<Option<SecretRecord>, CoreError> {
+        let found = self.find_secret(caller, secret_id).await?;
+        let resource = match &found {
+            Some(rec) => rec.arn.clone(),
+            None if secret_id.starts_with("arn:") => secret_id.to_string(),
+            None => format!(
+                "arn:aws:secretsmanager:{}:{}:secret:{secret_id}",
+                caller.region, caller.account_id
+            ),
+        };
+        self.authorize(caller, action, &resource).await?;
+        Ok(found)
     }
 
     async fn require_live_secret(
         &self,
         caller: &Caller,
         secret_id: &str,
+        action: &str,
     ) -> Result<SecretRecord, CoreError> {
-        let rec = self.require_secret(caller, secret_id).await?;
+        let rec = self.require_secret(caller, secret_id, action).await?;
         if rec.deleted_ms.is_some() {
             return Err(CoreError::marked_for_deletion());
         }
@@ -559,6 +583,16 @@ impl<S: Store> Coffer<S> {
         validate_tags(&input.tags)?;
         let mut tags = Vec::new();
         merge_tags(&mut tags, &input.tags)?;
+        // Authorized on the ARN the new secret will carry, before anything is read.
+        let arn = format!(
+            "arn:aws:secretsmanager:{}:{}:secret:{}-{}",
+            caller.region,
+            caller.account_id,
+            input.name,
+            ids::arn_suffix()?
+        );
+        self.authorize(caller, "secretsmanager:CreateSecret", &arn)
+            .await?;
 
         if let Some(existing) = self
             .store
@@ -593,13 +627,6 @@ impl<S: Store> Coffer<S> {
         }
 
         let now = self.clock.now_millis();
-        let arn = format!(
-            "arn:aws:secretsmanager:{}:{}:secret:{}-{}",
-            caller.region,
-            caller.account_id,
-            input.name,
-            ids::arn_suffix()?
-        );
         let mut rec = SecretRecord {
             arn,
             account_id: caller.account_id.clone(),
@@ -657,15 +684,19 @@ impl<S: Store> Coffer<S> {
     async fn add_version(
         &self,
         caller: &Caller,
-        secret_id: &str,
-        token: Option<String>,
-        value: &SecretValue,
-        version_stages: &[String],
+        new: NewVersion<'_>,
         mut also: impl FnMut(&mut SecretRecord),
     ) -> Result<WriteOutcome, CoreError> {
+        let NewVersion {
+            secret_id,
+            action,
+            token,
+            value,
+            stages: version_stages,
+        } = new;
         let version_id = require_token(token)?;
         for _ in 0..WRITE_ATTEMPTS {
-            let rec = self.require_live_secret(caller, secret_id).await?;
+            let rec = self.require_live_secret(caller, secret_id, action).await?;
             if let Some(existing) = rec.versions.iter().find(|v| v.version_id == version_id) {
                 if self.same_value(&rec, existing, value).await? {
                     return Ok(WriteOutcome {
@@ -735,8 +766,14 @@ impl<S: Store> Coffer<S> {
                 "You must provide either SecretString or SecretBinary.".into(),
             ));
         };
-        self.add_version(caller, &input.secret_id, token, &value, &stages, |_| {})
-            .await
+        let new = NewVersion {
+            secret_id: &input.secret_id,
+            action: "secretsmanager:PutSecretValue",
+            token,
+            value: &value,
+            stages: &stages,
+        };
+        self.add_version(caller, new, |_| {}).await
     }
 
     pub async fn update_secret(
@@ -759,16 +796,21 @@ impl<S: Store> Coffer<S> {
             return self
                 .add_version(
                     caller,
-                    &input.secret_id,
-                    token,
-                    value,
-                    &[AWSCURRENT.to_string()],
+                    NewVersion {
+                        secret_id: &input.secret_id,
+                        action: "secretsmanager:UpdateSecret",
+                        token,
+                        value,
+                        stages: &[AWSCURRENT.to_string()],
+                    },
                     apply,
                 )
                 .await;
         }
         for _ in 0..WRITE_ATTEMPTS {
-            let rec = self.require_live_secret(caller, &input.secret_id).await?;
+            let rec = self
+                .require_live_secret(caller, &input.secret_id, "secretsmanager:UpdateSecret")
+                .await?;
             let outcome = WriteOutcome {
                 arn: rec.arn.clone(),
                 name: rec.name.clone(),
@@ -801,7 +843,13 @@ impl<S: Store> Coffer<S> {
             check_len("versionId", id, 32, 64, false)?;
         }
         for _ in 0..WRITE_ATTEMPTS {
-            let rec = self.require_live_secret(caller, &input.secret_id).await?;
+            let rec = self
+                .require_live_secret(
+                    caller,
+                    &input.secret_id,
+                    "secretsmanager:UpdateSecretVersionStage",
+                )
+                .await?;
             let mut next = rec.clone();
             stages::update_stage(
                 &mut next.versions,
@@ -840,7 +888,8 @@ impl<S: Store> Coffer<S> {
         caller: &Caller,
         secret_id: &str,
     ) -> Result<SecretRecord, CoreError> {
-        self.require_secret(caller, secret_id).await
+        self.require_secret(caller, secret_id, "secretsmanager:DescribeSecret")
+            .await
     }
 
     pub async fn get_secret_value(
@@ -854,7 +903,9 @@ impl<S: Store> Coffer<S> {
         if let Some(s) = &input.version_stage {
             validate_stage(s)?;
         }
-        let rec = self.require_live_secret(caller, &input.secret_id).await?;
+        let rec = self
+            .require_live_secret(caller, &input.secret_id, "secretsmanager:GetSecretValue")
+            .await?;
         let version = match (&input.version_id, &input.version_stage) {
             (Some(id), stage) => {
                 let v = rec.versions.iter().find(|v| &v.version_id == id).ok_or_else(|| {
@@ -904,6 +955,9 @@ impl<S: Store> Coffer<S> {
         caller: &Caller,
         input: BatchGetSecretValueInput,
     ) -> Result<BatchGetSecretValueOutput, CoreError> {
+        // Each secret is also authorized for GetSecretValue; a denial lands in `Errors`.
+        self.authorize(caller, "secretsmanager:BatchGetSecretValue", "*")
+            .await?;
         match (&input.secret_ids, &input.filters) {
             (Some(_), Some(_)) => {
                 return Err(CoreError::InvalidParameter(
@@ -998,6 +1052,8 @@ impl<S: Store> Coffer<S> {
         caller: &Caller,
         input: ListSecretsInput,
     ) -> Result<ListSecretsOutput, CoreError> {
+        self.authorize(caller, "secretsmanager:ListSecrets", "*")
+            .await?;
         if input.filters.len() > 10 {
             return Err(length_error(
                 "filters",
@@ -1039,7 +1095,13 @@ impl<S: Store> Coffer<S> {
         input: ListSecretVersionIdsInput,
     ) -> Result<ListSecretVersionIdsOutput, CoreError> {
         let size = page_size(input.max_results, 100, 100, "maxResults")?;
-        let rec = self.require_secret(caller, &input.secret_id).await?;
+        let rec = self
+            .require_secret(
+                caller,
+                &input.secret_id,
+                "secretsmanager:ListSecretVersionIds",
+            )
+            .await?;
         let mut versions: Vec<VersionRecord> = rec
             .versions
             .iter()
@@ -1083,7 +1145,10 @@ impl<S: Store> Coffer<S> {
         }
         for _ in 0..WRITE_ATTEMPTS {
             let now = self.clock.now_millis();
-            let Some(rec) = self.find_secret(caller, &input.secret_id).await? else {
+            let Some(rec) = self
+                .find_authorized(caller, &input.secret_id, "secretsmanager:DeleteSecret")
+                .await?
+            else {
                 // Forcing the deletion of a secret that does not exist is not an error (API
                 // reference, DeleteSecret/ForceDeleteWithoutRecovery).
                 if force {
@@ -1139,7 +1204,9 @@ impl<S: Store> Coffer<S> {
         secret_id: &str,
     ) -> Result<WriteOutcome, CoreError> {
         for _ in 0..WRITE_ATTEMPTS {
-            let rec = self.require_secret(caller, secret_id).await?;
+            let rec = self
+                .require_secret(caller, secret_id, "secretsmanager:RestoreSecret")
+                .await?;
             let outcome = WriteOutcome {
                 arn: rec.arn.clone(),
                 name: rec.name.clone(),
@@ -1166,8 +1233,13 @@ impl<S: Store> Coffer<S> {
         tags: &[(String, String)],
     ) -> Result<(), CoreError> {
         validate_tags(tags)?;
-        self.change_tags(caller, secret_id, |existing| merge_tags(existing, tags))
-            .await
+        self.change_tags(
+            caller,
+            secret_id,
+            "secretsmanager:TagResource",
+            |existing| merge_tags(existing, tags),
+        )
+        .await
     }
 
     pub async fn untag_resource(
@@ -1179,10 +1251,15 @@ impl<S: Store> Coffer<S> {
         for (i, k) in keys.iter().enumerate() {
             check_len(&format!("tagKeys.{}.member", i + 1), k, 1, 128, false)?;
         }
-        self.change_tags(caller, secret_id, |existing| {
-            existing.retain(|(k, _)| !keys.contains(k));
-            Ok(())
-        })
+        self.change_tags(
+            caller,
+            secret_id,
+            "secretsmanager:UntagResource",
+            |existing| {
+                existing.retain(|(k, _)| !keys.contains(k));
+                Ok(())
+            },
+        )
         .await
     }
 
@@ -1190,10 +1267,11 @@ impl<S: Store> Coffer<S> {
         &self,
         caller: &Caller,
         secret_id: &str,
+        action: &str,
         change: impl Fn(&mut Vec<(String, String)>) -> Result<(), CoreError>,
     ) -> Result<(), CoreError> {
         for _ in 0..WRITE_ATTEMPTS {
-            let rec = self.require_live_secret(caller, secret_id).await?;
+            let rec = self.require_live_secret(caller, secret_id, action).await?;
             let mut next = rec.clone();
             change(&mut next.tags)?;
             next.last_changed_ms = self.clock.now_millis();
@@ -1202,6 +1280,29 @@ impl<S: Store> Coffer<S> {
             }
         }
         Err(Self::too_much_contention())
+    }
+
+    /// `GetRandomPassword`.
+    pub async fn random_password(
+        &self,
+        caller: &Caller,
+        spec: &crate::password::PasswordSpec,
+    ) -> Result<SecretBytes, CoreError> {
+        self.authorize(caller, "secretsmanager:GetRandomPassword", "*")
+            .await?;
+        crate::password::generate(spec)
+    }
+
+    /// `GetResourcePolicy`: resource policies cannot be attached yet, so a secret has none.
+    pub async fn resource_policy(
+        &self,
+        caller: &Caller,
+        secret_id: &str,
+    ) -> Result<(String, String), CoreError> {
+        let rec = self
+            .require_secret(caller, secret_id, "secretsmanager:GetResourcePolicy")
+            .await?;
+        Ok((rec.arn, rec.name))
     }
 
     /// Purges every secret whose recovery window has ended: its record, versions, wrapped
@@ -1217,6 +1318,16 @@ impl<S: Store> Coffer<S> {
         }
         Ok(due.len())
     }
+}
+
+/// A version to add: to which secret, under which authorized action, with which token,
+/// value and labels.
+struct NewVersion<'a> {
+    secret_id: &'a str,
+    action: &'a str,
+    token: Option<String>,
+    value: &'a SecretValue,
+    stages: &'a [String],
 }
 
 fn token_in_use(token: &str, arn: &str) -> CoreError {

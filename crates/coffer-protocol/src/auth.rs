@@ -23,6 +23,11 @@ type ScopeKey = (String, String, String, String);
 
 struct Entry {
     key: SigningKey,
+    /// The service's credentials epoch when the key was looked up; a change means some key
+    /// was deactivated or deleted, so the entry is looked up again.
+    epoch: u64,
+    /// When this key's use was last recorded (at most hourly, for GetAccessKeyLastUsed).
+    recorded_use: std::sync::Mutex<Option<Instant>>,
     account_id: String,
     principal_arn: String,
     principal_type: PrincipalType,
@@ -78,6 +83,7 @@ impl Authenticator {
         }
         let entry = self.signing_entry(coffer, &claim).await?;
         coffer_sigv4::verify(parts, body, &claim, &entry.key, now_unix_secs(), service)?;
+        self.note_use(coffer, &entry, &claim).await;
         Ok(Caller {
             account_id: entry.account_id.clone(),
             principal_arn: entry.principal_arn.clone(),
@@ -102,9 +108,11 @@ impl Authenticator {
         if let Ok(cache) = self.cache.read()
             && let Some(e) = cache.get(&scope)
             && e.fetched.elapsed() < CACHE_TTL
+            && e.epoch == coffer.credentials_epoch()
         {
             return Ok(Arc::clone(e));
         }
+        let epoch = coffer.credentials_epoch();
         let identity = coffer
             .access_key(&claim.access_key_id)
             .await
@@ -124,6 +132,8 @@ impl Authenticator {
             principal_arn: identity.principal_arn,
             principal_type: identity.principal_type,
             fetched: Instant::now(),
+            epoch,
+            recorded_use: std::sync::Mutex::new(None),
         });
         if let Ok(mut cache) = self.cache.write() {
             if cache.len() >= CACHE_MAX {
@@ -132,6 +142,26 @@ impl Authenticator {
             cache.insert(scope, Arc::clone(&entry));
         }
         Ok(entry)
+    }
+
+    /// Records the key's use for `GetAccessKeyLastUsed`, at most once an hour per key so that
+    /// reads do not turn into writes.
+    async fn note_use(&self, coffer: &Coffer, entry: &Entry, claim: &SignatureClaim) {
+        const EVERY: Duration = Duration::from_secs(3600);
+        let due = match entry.recorded_use.lock() {
+            Ok(mut last) if last.is_none_or(|t| t.elapsed() >= EVERY) => {
+                *last = Some(Instant::now());
+                true
+            }
+            _ => false,
+        };
+        if due
+            && let Err(e) = coffer
+                .record_access_key_use(&claim.access_key_id, &claim.service, &claim.region)
+                .await
+        {
+            tracing::warn!(error = %e, "could not record an access key's use");
+        }
     }
 
     /// `--dev --accept-any-credentials`: whatever the key, the caller is the dev account's

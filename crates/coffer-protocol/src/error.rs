@@ -50,6 +50,8 @@ impl From<CoreError> for ApiError {
             CoreError::DecryptionFailure(_) => ("DecryptionFailure", 400),
             CoreError::EncryptionFailure(_) => ("EncryptionFailure", 400),
             CoreError::AccessDenied(_) => ("AccessDeniedException", 400),
+            CoreError::DeleteConflict(_) => ("InvalidRequestException", 400),
+            CoreError::MalformedPolicy(_) => ("MalformedPolicyDocumentException", 400),
             CoreError::Internal(_) => ("InternalServiceError", 500),
         };
         let message = match e {
@@ -63,6 +65,34 @@ impl From<CoreError> for ApiError {
         Self {
             code,
             message,
+            status,
+        }
+    }
+}
+
+impl ApiError {
+    /// The IAM (query protocol) form of a domain error: IAM's own codes and HTTP statuses from
+    /// the service model (`iam/2010-05-08`), e.g. `NoSuchEntity` 404, `EntityAlreadyExists` 409.
+    pub fn iam(e: CoreError) -> Self {
+        let (code, status) = match &e {
+            CoreError::NotFound(_) => ("NoSuchEntity", 404),
+            CoreError::ResourceExists(_) => ("EntityAlreadyExists", 409),
+            CoreError::LimitExceeded(_) => ("LimitExceeded", 409),
+            CoreError::DeleteConflict(_) => ("DeleteConflict", 409),
+            CoreError::MalformedPolicy(_) => ("MalformedPolicyDocument", 400),
+            CoreError::Validation(_) => ("ValidationError", 400),
+            CoreError::AccessDenied(_) => ("AccessDenied", 403),
+            CoreError::InvalidParameter(_)
+            | CoreError::InvalidRequest(_)
+            | CoreError::InvalidNextToken(_)
+            | CoreError::DecryptionFailure(_)
+            | CoreError::EncryptionFailure(_) => ("InvalidInput", 400),
+            CoreError::Internal(_) => ("ServiceFailure", 500),
+        };
+        let api = ApiError::from(e);
+        Self {
+            code,
+            message: api.message,
             status,
         }
     }

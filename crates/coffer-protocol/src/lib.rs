@@ -7,6 +7,8 @@
 
 mod auth;
 pub mod error;
+mod iam;
+pub mod query;
 mod secretsmanager;
 
 use std::net::IpAddr;
@@ -48,6 +50,16 @@ impl Service {
     }
 }
 
+/// A query-protocol request: a form body and no JSON target.
+fn is_query_protocol(parts: &http::request::Parts) -> bool {
+    !parts.headers.contains_key("x-amz-target")
+        && parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+}
+
 fn request_id() -> String {
     coffer_core::ids::uuid_v4()
         .unwrap_or_else(|_| "00000000-0000-4000-8000-000000000000".to_string())
@@ -71,6 +83,11 @@ impl Endpoint {
     ) -> http::Response<Bytes> {
         let request_id = request_id();
         let (parts, body) = request.into_parts();
+        if is_query_protocol(&parts) {
+            return self
+                .handle_query(&parts, &body, source_ip, &request_id)
+                .await;
+        }
         let result = self.run(&parts, &body, source_ip).await;
         match result {
             Ok(body) => {
@@ -86,6 +103,50 @@ impl Endpoint {
                 resp
             }
             Err(e) => error_response(&e, &request_id),
+        }
+    }
+
+    /// The query protocol: IAM (`Version=2010-05-08`); STS arrives with its own version.
+    async fn handle_query(
+        &self,
+        parts: &http::request::Parts,
+        body: &[u8],
+        source_ip: IpAddr,
+        request_id: &str,
+    ) -> http::Response<Bytes> {
+        let outcome = async {
+            let form = query::Form::parse(body)?;
+            let action = form
+                .get("Action")
+                .ok_or_else(|| ApiError::new("MissingAction", "Missing Action"))?;
+            match form.get("Version") {
+                Some(iam::VERSION) => {
+                    let caller = self
+                        .auth
+                        .authenticate(&self.coffer, parts, body, Some("iam"), source_ip)
+                        .await?;
+                    iam::dispatch(&self.coffer, &caller, action, &form)
+                        .await
+                        .map(|r| (action.to_string(), r))
+                }
+                other => {
+                    self.auth
+                        .authenticate(&self.coffer, parts, body, None, source_ip)
+                        .await?;
+                    Err(ApiError::new(
+                        "InvalidAction",
+                        format!(
+                            "Could not find operation {action} for version {}",
+                            other.unwrap_or("(none)")
+                        ),
+                    ))
+                }
+            }
+        }
+        .await;
+        match outcome {
+            Ok((action, result)) => query::success(&action, iam::NAMESPACE, result, request_id),
+            Err(e) => query::failure(&e, iam::NAMESPACE, request_id),
         }
     }
 

@@ -656,7 +656,7 @@ pub(crate) async fn dispatch(
                 include_space: d.include_space.unwrap_or(false),
                 require_each_included_type: d.require_each_included_type,
             };
-            let password = coffer_core::password::generate(&spec)?;
+            let password = coffer.random_password(caller, &spec).await?;
             #[derive(Serialize)]
             struct Out<'a> {
                 #[serde(rename = "RandomPassword")]
@@ -671,10 +671,10 @@ pub(crate) async fn dispatch(
             // Resource policies cannot be attached yet, so every secret truthfully has none;
             // tools such as Terraform read this on every refresh.
             let d: SecretIdOnly = parse(body)?;
-            let rec = coffer
-                .describe_secret(caller, &required(d.secret_id, "secretId")?)
+            let (arn, name) = coffer
+                .resource_policy(caller, &required(d.secret_id, "secretId")?)
                 .await?;
-            to_body(&serde_json::json!({"ARN": rec.arn, "Name": rec.name}))
+            to_body(&serde_json::json!({"ARN": arn, "Name": name}))
         }
         "ListResourcePolicies"
         | "AssociateCrossAccountReplica"

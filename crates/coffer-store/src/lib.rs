@@ -8,6 +8,7 @@
 //! are serialised by an optimistic `revision` on each secret: a write whose expected
 //! revision no longer matches fails with [`StoreError::Conflict`] and the core retries.
 
+mod identity;
 mod records;
 mod sqlite;
 
@@ -16,6 +17,7 @@ use std::future::Future;
 pub use records::{
     AccessKeyRecord, AccountRecord, SealedValue, SecretRecord, ValueKind, VersionRecord,
 };
+pub use identity::{AccessKeyUse, IdentityStore, UserRecord};
 pub use sqlite::{DB_FILE, SqliteStore};
 
 /// Errors from the store. Messages never contain record contents.
@@ -61,7 +63,7 @@ pub struct SecretWrite {
 
 /// Persistence operations. Implementations must make every write atomic and durable before
 /// the returned future resolves (an acknowledged write survives `kill -9`).
-pub trait Store: Send + Sync + 'static {
+pub trait Store: IdentityStore + Send + Sync + 'static {
     /// Creates an account and its root access key in one transaction.
     fn insert_account(
         &self,

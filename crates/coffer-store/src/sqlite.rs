@@ -24,8 +24,9 @@ const READERS: usize = 4;
 
 /// Schema migrations, applied in order inside one transaction each. Never edit a shipped one;
 /// add the next.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
     "CREATE TABLE accounts (
         account_id TEXT PRIMARY KEY,
         created_ms INTEGER NOT NULL,
@@ -60,7 +61,32 @@ const MIGRATIONS: &[(i64, &str)] = &[(
         sealed_value BLOB NOT NULL,
         PRIMARY KEY (arn, version_id)
      );",
-)];
+    ),
+    (
+        2,
+        "CREATE TABLE iam_users (
+            account_id TEXT NOT NULL REFERENCES accounts(account_id),
+            name_key TEXT NOT NULL,
+            user_name TEXT NOT NULL,
+            user_id TEXT NOT NULL UNIQUE,
+            path TEXT NOT NULL,
+            created_ms INTEGER NOT NULL,
+            PRIMARY KEY (account_id, name_key)
+         );
+         CREATE TABLE iam_user_policies (
+            account_id TEXT NOT NULL,
+            name_key TEXT NOT NULL,
+            policy_name TEXT NOT NULL,
+            document TEXT NOT NULL,
+            PRIMARY KEY (account_id, name_key, policy_name),
+            FOREIGN KEY (account_id, name_key) REFERENCES iam_users(account_id, name_key) ON DELETE CASCADE
+         );
+         ALTER TABLE access_keys ADD COLUMN last_used_ms INTEGER;
+         ALTER TABLE access_keys ADD COLUMN last_used_service TEXT;
+         ALTER TABLE access_keys ADD COLUMN last_used_region TEXT;
+         CREATE INDEX access_keys_by_user ON access_keys(account_id, user_name);",
+    ),
+];
 
 /// The SQLite implementation of [`Store`]. Cheap to clone.
 #[derive(Clone)]
@@ -213,7 +239,7 @@ impl SqliteStore {
         }
     }
 
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
         let n = self.inner.readers.len();
         let start = self.inner.next_reader.fetch_add(1, Ordering::Relaxed);
         // Prefer an idle reader; fall back to waiting on the one our turn points at.
@@ -226,7 +252,7 @@ impl SqliteStore {
         f(&conn)
     }
 
-    async fn write<T: Send + 'static>(
+    pub(crate) async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
