@@ -26,7 +26,10 @@ impl UserRecord {
     /// `arn:aws:iam::ACCOUNT:user{PATH}{NAME}`.
     #[must_use]
     pub fn arn(&self) -> String {
-        format!("arn:aws:iam::{}:user{}{}", self.account_id, self.path, self.user_name)
+        format!(
+            "arn:aws:iam::{}:user{}{}",
+            self.account_id, self.path, self.user_name
+        )
     }
 }
 

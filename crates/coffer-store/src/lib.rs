@@ -14,10 +14,10 @@ mod sqlite;
 
 use std::future::Future;
 
+pub use identity::{AccessKeyUse, IdentityStore, UserRecord};
 pub use records::{
     AccessKeyRecord, AccountRecord, SealedValue, SecretRecord, ValueKind, VersionRecord,
 };
-pub use identity::{AccessKeyUse, IdentityStore, UserRecord};
 pub use sqlite::{DB_FILE, SqliteStore};
 
 /// Errors from the store. Messages never contain record contents.
