@@ -227,3 +227,117 @@ def aws_cli_iam(coffer, tmp_path):
         return json.loads(done.stdout) if done.stdout.strip() else {}
 
     return run
+
+
+TRUST_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::000000000000:root"}, "Action": "sts:AssumeRole"}],
+}
+
+
+def test_groups_membership_and_inline_policies(iam, user):
+    group = "g-" + uuid.uuid4().hex[:10]
+    created = iam.create_group(GroupName=group, Path="/ops/")["Group"]
+    assert created["GroupId"].startswith("AGPA") and created["Arn"].endswith(f":group/ops/{group}")
+    with raises_aws("EntityAlreadyExists", status=409):
+        iam.create_group(GroupName=group.upper())
+    iam.add_user_to_group(GroupName=group, UserName=user)
+    got = iam.get_group(GroupName=group)
+    assert [u["UserName"] for u in got["Users"]] == [user]
+    assert [g["GroupName"] for g in iam.list_groups_for_user(UserName=user)["Groups"]] == [group]
+    iam.put_group_policy(GroupName=group, PolicyName="p", PolicyDocument=json.dumps(READ_POLICY))
+    assert iam.get_group_policy(GroupName=group, PolicyName="p")["PolicyDocument"] == READ_POLICY
+    assert iam.list_group_policies(GroupName=group)["PolicyNames"] == ["p"]
+    with raises_aws("DeleteConflict", status=409):
+        iam.delete_group(GroupName=group)
+    iam.delete_group_policy(GroupName=group, PolicyName="p")
+    with raises_aws("DeleteConflict", "Cannot delete entity, must remove users from group first.", status=409):
+        iam.delete_group(GroupName=group)
+    iam.remove_user_from_group(GroupName=group, UserName=user)
+    iam.delete_group(GroupName=group)
+    with raises_aws("NoSuchEntity", status=404):
+        iam.get_group(GroupName=group)
+
+
+def test_roles(iam):
+    role = "r-" + uuid.uuid4().hex[:10]
+    created = iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(TRUST_POLICY), Description="app role")["Role"]
+    assert created["RoleId"].startswith("AROA")
+    assert created["AssumeRolePolicyDocument"] == TRUST_POLICY
+    assert created["MaxSessionDuration"] == 3600
+    iam.update_role(RoleName=role, MaxSessionDuration=7200, Description="changed")
+    got = iam.get_role(RoleName=role)["Role"]
+    assert (got["MaxSessionDuration"], got["Description"]) == (7200, "changed")
+    unchecked = boto3.session.Session().client(
+        "iam",
+        endpoint_url=iam.meta.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id=iam._request_signer._credentials.access_key,
+        aws_secret_access_key=iam._request_signer._credentials.secret_key,
+        config=Config(parameter_validation=False, retries={"mode": "standard", "max_attempts": 1}),
+    )
+    with raises_aws("ValidationError"):
+        unchecked.update_role(RoleName=role, MaxSessionDuration=60)
+    new_trust = dict(TRUST_POLICY, Statement=[dict(TRUST_POLICY["Statement"][0], Effect="Deny")])
+    iam.update_assume_role_policy(RoleName=role, PolicyDocument=json.dumps(new_trust))
+    assert iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"] == new_trust
+    # a trust policy must name who may assume the role; a permissions policy must not
+    with raises_aws("MalformedPolicyDocument"):
+        iam.create_role(RoleName=role + "x", AssumeRolePolicyDocument=json.dumps(READ_POLICY))
+    with raises_aws("MalformedPolicyDocument"):
+        iam.put_role_policy(RoleName=role, PolicyName="p", PolicyDocument=json.dumps(TRUST_POLICY))
+    iam.put_role_policy(RoleName=role, PolicyName="p", PolicyDocument=json.dumps(READ_POLICY))
+    assert iam.list_role_policies(RoleName=role)["PolicyNames"] == ["p"]
+    assert role in [r["RoleName"] for r in iam.list_roles()["Roles"]]
+    iam.delete_role_policy(RoleName=role, PolicyName="p")
+    iam.delete_role(RoleName=role)
+
+
+def test_managed_policies_versions_and_attachments(iam, user, coffer):
+    name = "mp-" + uuid.uuid4().hex[:10]
+    policy = iam.create_policy(PolicyName=name, PolicyDocument=json.dumps(READ_POLICY), Description="read")["Policy"]
+    arn = policy["Arn"]
+    assert arn == f"arn:aws:iam::{coffer.account}:policy/{name}"
+    assert (policy["DefaultVersionId"], policy["AttachmentCount"]) == ("v1", 0)
+    with raises_aws("EntityAlreadyExists", status=409):
+        iam.create_policy(PolicyName=name, PolicyDocument=json.dumps(READ_POLICY))
+    for i in range(2, 6):
+        v = iam.create_policy_version(PolicyArn=arn, PolicyDocument=json.dumps(READ_POLICY), SetAsDefault=(i == 3))["PolicyVersion"]
+        assert v["VersionId"] == f"v{i}"
+    with raises_aws("LimitExceeded", status=409):
+        iam.create_policy_version(PolicyArn=arn, PolicyDocument=json.dumps(READ_POLICY))
+    assert iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"] == "v3"
+    versions = iam.list_policy_versions(PolicyArn=arn)["Versions"]
+    assert [v["VersionId"] for v in versions if v["IsDefaultVersion"]] == ["v3"]
+    assert iam.get_policy_version(PolicyArn=arn, VersionId="v3")["PolicyVersion"]["Document"] == READ_POLICY
+    with raises_aws("DeleteConflict", "Cannot delete the default version of a policy.", status=409):
+        iam.delete_policy_version(PolicyArn=arn, VersionId="v3")
+    iam.set_default_policy_version(PolicyArn=arn, VersionId="v1")
+
+    iam.attach_user_policy(UserName=user, PolicyArn=arn)
+    iam.attach_user_policy(UserName=user, PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")
+    attached = {p["PolicyArn"] for p in iam.list_attached_user_policies(UserName=user)["AttachedPolicies"]}
+    assert attached == {arn, "arn:aws:iam::aws:policy/ReadOnlyAccess"}
+    assert iam.get_policy(PolicyArn=arn)["Policy"]["AttachmentCount"] == 1
+    with raises_aws("NoSuchEntity", status=404):
+        iam.attach_user_policy(UserName=user, PolicyArn=f"arn:aws:iam::{coffer.account}:policy/nope")
+    with raises_aws("DeleteConflict", "Cannot delete a policy attached to entities.", status=409):
+        iam.delete_policy(PolicyArn=arn)
+    with raises_aws("DeleteConflict", "Cannot delete entity, must detach all policies first.", status=409):
+        iam.delete_user(UserName=user)
+    iam.detach_user_policy(UserName=user, PolicyArn=arn)
+    iam.detach_user_policy(UserName=user, PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")
+    with raises_aws("DeleteConflict", status=409):
+        iam.delete_policy(PolicyArn=arn)  # non-default versions remain
+    for v in ["v2", "v3", "v4", "v5"]:
+        iam.delete_policy_version(PolicyArn=arn, VersionId=v)
+    iam.delete_policy(PolicyArn=arn)
+    with raises_aws("NoSuchEntity", status=404):
+        iam.get_policy(PolicyArn=arn)
+
+
+def test_aws_managed_policies_are_listed(iam):
+    listed = {p["PolicyName"]: p for p in iam.list_policies(Scope="AWS")["Policies"]}
+    assert {"AdministratorAccess", "SecretsManagerReadWrite", "ReadOnlyAccess"} <= set(listed)
+    admin = iam.get_policy_version(PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess", VersionId="v1")
+    assert admin["PolicyVersion"]["Document"]["Statement"][0]["Action"] == "*"

@@ -32,10 +32,11 @@ pub fn access_key_id() -> Result<String, CoreError> {
     ))
 }
 
-/// A unique id of an IAM user: `AIDA` and 17 characters of AWS's base32 alphabet.
-pub fn user_id() -> Result<String, CoreError> {
+/// A unique IAM id: a four-letter prefix (`AIDA` user, `AGPA` group, `AROA` role, `ANPA`
+/// policy) and 17 characters of AWS's base32 alphabet.
+pub fn prefixed_id(prefix: &str) -> Result<String, CoreError> {
     Ok(format!(
-        "AIDA{}",
+        "{prefix}{}",
         random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 17)?
     ))
 }

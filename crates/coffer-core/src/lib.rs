@@ -25,11 +25,11 @@ use std::sync::Arc;
 
 pub use coffer_crypto::SecretBytes;
 pub use coffer_store::{
-    AccessKeyRecord, AccessKeyUse, SecretRecord, SqliteStore, Store, UserRecord, ValueKind,
-    VersionRecord,
+    AccessKeyRecord, AccessKeyUse, PrincipalKind, PrincipalRecord, SecretRecord, SqliteStore,
+    Store, ValueKind, VersionRecord,
 };
 pub use error::CoreError;
-pub use iam::{MAX_ACCESS_KEYS_PER_USER, NewAccessKey, USER_POLICY_SIZE_LIMIT};
+pub use iam::{AWS_MANAGED_POLICIES, ManagedPolicy, NewAccessKey, RoleInput, aws_managed_document};
 pub use identity::{AccessKeyIdentity, Caller, PrincipalType};
 pub use secrets::*;
 

@@ -1,7 +1,11 @@
-//! The IAM API (query protocol, `Version=2010-05-08`): users, access keys and inline user
-//! policies, with the shapes of the botocore model `iam/2010-05-08`.
+//! The IAM API (query protocol, `Version=2010-05-08`): users, groups, roles, access keys,
+//! inline and managed policies, with the shapes of the botocore model `iam/2010-05-08`.
+//! Policy documents are returned URL-encoded (RFC 3986), as IAM does; the SDKs decode them.
 
-use coffer_core::{AccessKeyRecord, Caller, Coffer, CoreError, UserRecord};
+use coffer_core::{
+    AccessKeyRecord, Caller, Coffer, CoreError, ManagedPolicy, PrincipalKind, PrincipalRecord,
+    RoleInput,
+};
 
 use crate::error::ApiError;
 use crate::query::{Form, Xml, iso8601, uri_encode};
@@ -9,14 +13,58 @@ use crate::query::{Form, Xml, iso8601, uri_encode};
 pub(crate) const VERSION: &str = "2010-05-08";
 pub(crate) const NAMESPACE: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
 
-fn user_xml(x: &mut Xml, u: &UserRecord) {
-    x.node("User", |x| {
-        x.text("Path", &u.path)
-            .text("UserName", &u.user_name)
-            .text("UserId", &u.user_id)
-            .text("Arn", &u.arn())
-            .text("CreateDate", &iso8601(u.created_ms));
+fn title(kind: PrincipalKind) -> &'static str {
+    match kind {
+        PrincipalKind::User => "User",
+        PrincipalKind::Group => "Group",
+        PrincipalKind::Role => "Role",
+    }
+}
+
+/// The fields of a user, group or role, inside its element.
+fn principal_fields(x: &mut Xml, p: &PrincipalRecord) {
+    let t = title(p.kind);
+    x.text("Path", &p.path)
+        .text(&format!("{t}Name"), &p.name)
+        .text(&format!("{t}Id"), &p.principal_id)
+        .text("Arn", &p.arn())
+        .text("CreateDate", &iso8601(p.created_ms));
+    if p.kind == PrincipalKind::Role {
+        if let Some(doc) = &p.trust_policy {
+            x.text("AssumeRolePolicyDocument", &uri_encode(doc));
+        }
+        if let Some(d) = &p.description {
+            x.text("Description", d);
+        }
+        x.text(
+            "MaxSessionDuration",
+            &p.max_session_secs.unwrap_or(3600).to_string(),
+        );
+    }
+}
+
+fn principal_list(x: &mut Xml, element: &str, items: &[PrincipalRecord]) {
+    x.node(element, |x| {
+        for p in items {
+            x.node("member", |x| principal_fields(x, p));
+        }
     });
+}
+
+fn policy_fields(x: &mut Xml, p: &ManagedPolicy) {
+    x.text("PolicyName", &p.name)
+        .text("PolicyId", &p.policy_id)
+        .text("Arn", &p.arn)
+        .text("Path", &p.path)
+        .text("DefaultVersionId", &format!("v{}", p.default_version))
+        .text("AttachmentCount", &p.attachment_count.to_string())
+        .text("PermissionsBoundaryUsageCount", "0")
+        .text("IsAttachable", "true");
+    if let Some(d) = &p.description {
+        x.text("Description", d);
+    }
+    x.text("CreateDate", &iso8601(p.created_ms))
+        .text("UpdateDate", &iso8601(p.updated_ms));
 }
 
 fn status(active: bool) -> &'static str {
@@ -71,6 +119,31 @@ fn iam(e: CoreError) -> ApiError {
     ApiError::iam(e)
 }
 
+fn boolean(form: &Form, name: &str) -> Result<bool, ApiError> {
+    match form.get(name) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(ApiError::new(
+            "ValidationError",
+            format!("Invalid value for parameter {name}: {other} is not a boolean"),
+        )),
+    }
+}
+
+/// The principal kind named inside an action (`PutGroupPolicy` → group), with its name
+/// parameter (`GroupName`).
+fn kind_in(action: &str) -> Option<(PrincipalKind, &'static str)> {
+    if action.contains("User") {
+        Some((PrincipalKind::User, "UserName"))
+    } else if action.contains("Group") {
+        Some((PrincipalKind::Group, "GroupName"))
+    } else if action.contains("Role") {
+        Some((PrincipalKind::Role, "RoleName"))
+    } else {
+        None
+    }
+}
+
 /// Runs one IAM action; `Ok(Some(xml))` is the content of `<ActionResult>`, `Ok(None)` an
 /// action without a result element.
 pub(crate) async fn dispatch(
@@ -81,42 +154,122 @@ pub(crate) async fn dispatch(
 ) -> Result<Option<String>, ApiError> {
     let mut x = Xml::default();
     match action {
-        "CreateUser" => {
-            let u = coffer
-                .create_user(caller, form.required("UserName")?, form.get("Path"))
-                .await
-                .map_err(iam)?;
-            user_xml(&mut x, &u);
+        "CreateUser" | "CreateGroup" => {
+            let p = if action == "CreateUser" {
+                coffer
+                    .create_user(caller, form.required("UserName")?, form.get("Path"))
+                    .await
+            } else {
+                coffer
+                    .create_group(caller, form.required("GroupName")?, form.get("Path"))
+                    .await
+            }
+            .map_err(iam)?;
+            x.node(title(p.kind), |x| principal_fields(x, &p));
+        }
+        "CreateRole" => {
+            let input = RoleInput {
+                name: form.required("RoleName")?.to_string(),
+                path: form.get("Path").map(str::to_string),
+                trust_policy: form.required("AssumeRolePolicyDocument")?.to_string(),
+                description: form.get("Description").map(str::to_string),
+                max_session_secs: form.integer("MaxSessionDuration")?,
+            };
+            let p = coffer.create_role(caller, input).await.map_err(iam)?;
+            x.node("Role", |x| principal_fields(x, &p));
         }
         "GetUser" => {
-            let u = coffer
+            let p = coffer
                 .get_user(caller, form.get("UserName"))
                 .await
                 .map_err(iam)?;
-            user_xml(&mut x, &u);
+            x.node("User", |x| principal_fields(x, &p));
         }
-        "ListUsers" => {
-            let users = coffer
-                .list_users(caller, form.get("PathPrefix"))
+        "GetRole" => {
+            let p = coffer
+                .get_principal(caller, PrincipalKind::Role, form.required("RoleName")?)
                 .await
                 .map_err(iam)?;
-            let (users, marker) = page(form, users)?;
-            x.node("Users", |x| {
-                for u in &users {
-                    x.node("member", |x| {
-                        x.text("Path", &u.path)
-                            .text("UserName", &u.user_name)
-                            .text("UserId", &u.user_id)
-                            .text("Arn", &u.arn())
-                            .text("CreateDate", &iso8601(u.created_ms));
-                    });
-                }
-            });
+            x.node("Role", |x| principal_fields(x, &p));
+        }
+        "GetGroup" => {
+            let (g, members) = coffer
+                .group_members(caller, form.required("GroupName")?)
+                .await
+                .map_err(iam)?;
+            let (members, marker) = page(form, members)?;
+            x.node("Group", |x| principal_fields(x, &g));
+            principal_list(&mut x, "Users", &members);
             truncation(&mut x, marker);
         }
-        "DeleteUser" => {
+        "ListUsers" | "ListGroups" | "ListRoles" => {
+            let kind = kind_in(action).map_or(PrincipalKind::User, |(k, _)| k);
+            let items = coffer
+                .list_principals(caller, kind, form.get("PathPrefix"))
+                .await
+                .map_err(iam)?;
+            let (items, marker) = page(form, items)?;
+            principal_list(&mut x, &format!("{}s", title(kind)), &items);
+            truncation(&mut x, marker);
+        }
+        "ListGroupsForUser" => {
+            let groups = coffer
+                .groups_for_user(caller, form.required("UserName")?)
+                .await
+                .map_err(iam)?;
+            let (groups, marker) = page(form, groups)?;
+            principal_list(&mut x, "Groups", &groups);
+            truncation(&mut x, marker);
+        }
+        "DeleteUser" | "DeleteGroup" | "DeleteRole" => {
+            let (kind, param) = kind_in(action).unwrap_or((PrincipalKind::User, "UserName"));
             coffer
-                .delete_user(caller, form.required("UserName")?)
+                .delete_principal(caller, kind, form.required(param)?)
+                .await
+                .map_err(iam)?;
+            return Ok(None);
+        }
+        "AddUserToGroup" => {
+            coffer
+                .add_user_to_group(
+                    caller,
+                    form.required("GroupName")?,
+                    form.required("UserName")?,
+                )
+                .await
+                .map_err(iam)?;
+            return Ok(None);
+        }
+        "RemoveUserFromGroup" => {
+            coffer
+                .remove_user_from_group(
+                    caller,
+                    form.required("GroupName")?,
+                    form.required("UserName")?,
+                )
+                .await
+                .map_err(iam)?;
+            return Ok(None);
+        }
+        "UpdateRole" => {
+            coffer
+                .update_role(
+                    caller,
+                    form.required("RoleName")?,
+                    form.get("Description").map(str::to_string),
+                    form.integer("MaxSessionDuration")?,
+                )
+                .await
+                .map_err(iam)?;
+            return Ok(Some(String::new()));
+        }
+        "UpdateAssumeRolePolicy" => {
+            coffer
+                .update_assume_role_policy(
+                    caller,
+                    form.required("RoleName")?,
+                    form.required("PolicyDocument")?,
+                )
                 .await
                 .map_err(iam)?;
             return Ok(None);
@@ -189,11 +342,13 @@ pub(crate) async fn dispatch(
                 }
             });
         }
-        "PutUserPolicy" => {
+        "PutUserPolicy" | "PutGroupPolicy" | "PutRolePolicy" => {
+            let (kind, param) = kind_in(action).unwrap_or((PrincipalKind::User, "UserName"));
             coffer
-                .put_user_policy(
+                .put_inline_policy(
                     caller,
-                    form.required("UserName")?,
+                    kind,
+                    form.required(param)?,
                     form.required("PolicyName")?,
                     form.required("PolicyDocument")?,
                 )
@@ -201,20 +356,21 @@ pub(crate) async fn dispatch(
                 .map_err(iam)?;
             return Ok(None);
         }
-        "GetUserPolicy" => {
+        "GetUserPolicy" | "GetGroupPolicy" | "GetRolePolicy" => {
+            let (kind, param) = kind_in(action).unwrap_or((PrincipalKind::User, "UserName"));
             let policy_name = form.required("PolicyName")?;
-            let (user_name, document) = coffer
-                .get_user_policy(caller, form.required("UserName")?, policy_name)
+            let (owner, document) = coffer
+                .get_inline_policy(caller, kind, form.required(param)?, policy_name)
                 .await
                 .map_err(iam)?;
-            // IAM returns documents URL-encoded (RFC 3986); the SDKs decode them.
-            x.text("UserName", &user_name)
+            x.text(param, &owner)
                 .text("PolicyName", policy_name)
                 .text("PolicyDocument", &uri_encode(&document));
         }
-        "ListUserPolicies" => {
+        "ListUserPolicies" | "ListGroupPolicies" | "ListRolePolicies" => {
+            let (kind, param) = kind_in(action).unwrap_or((PrincipalKind::User, "UserName"));
             let names = coffer
-                .list_user_policies(caller, form.required("UserName")?)
+                .list_inline_policies(caller, kind, form.required(param)?)
                 .await
                 .map_err(iam)?;
             let (names, marker) = page(form, names)?;
@@ -225,16 +381,178 @@ pub(crate) async fn dispatch(
             });
             truncation(&mut x, marker);
         }
-        "DeleteUserPolicy" => {
+        "DeleteUserPolicy" | "DeleteGroupPolicy" | "DeleteRolePolicy" => {
+            let (kind, param) = kind_in(action).unwrap_or((PrincipalKind::User, "UserName"));
             coffer
-                .delete_user_policy(
+                .delete_inline_policy(
                     caller,
-                    form.required("UserName")?,
+                    kind,
+                    form.required(param)?,
                     form.required("PolicyName")?,
                 )
                 .await
                 .map_err(iam)?;
             return Ok(None);
+        }
+        "CreatePolicy" => {
+            let p = coffer
+                .create_policy(
+                    caller,
+                    form.required("PolicyName")?,
+                    form.get("Path"),
+                    form.required("PolicyDocument")?,
+                    form.get("Description").map(str::to_string),
+                )
+                .await
+                .map_err(iam)?;
+            x.node("Policy", |x| policy_fields(x, &p));
+        }
+        "GetPolicy" => {
+            let p = coffer
+                .get_policy(caller, form.required("PolicyArn")?)
+                .await
+                .map_err(iam)?;
+            x.node("Policy", |x| policy_fields(x, &p));
+        }
+        "ListPolicies" => {
+            let scope = form.get("Scope").unwrap_or("All");
+            if !["All", "AWS", "Local"].contains(&scope) {
+                return Err(ApiError::new(
+                    "ValidationError",
+                    format!(
+                        "1 validation error detected: Value '{scope}' at 'scope' failed to satisfy constraint: Member must satisfy enum value set: [All, AWS, Local]"
+                    ),
+                ));
+            }
+            let policies = coffer
+                .list_policies(caller, scope, boolean(form, "OnlyAttached")?)
+                .await
+                .map_err(iam)?;
+            let (policies, marker) = page(form, policies)?;
+            x.node("Policies", |x| {
+                for p in &policies {
+                    x.node("member", |x| policy_fields(x, p));
+                }
+            });
+            truncation(&mut x, marker);
+        }
+        "DeletePolicy" => {
+            coffer
+                .delete_policy(caller, form.required("PolicyArn")?)
+                .await
+                .map_err(iam)?;
+            return Ok(None);
+        }
+        "CreatePolicyVersion" => {
+            let (id, default, created) = coffer
+                .create_policy_version(
+                    caller,
+                    form.required("PolicyArn")?,
+                    form.required("PolicyDocument")?,
+                    boolean(form, "SetAsDefault")?,
+                )
+                .await
+                .map_err(iam)?;
+            x.node("PolicyVersion", |x| {
+                x.text("VersionId", &id)
+                    .text("IsDefaultVersion", &default.to_string())
+                    .text("CreateDate", &iso8601(created));
+            });
+        }
+        "GetPolicyVersion" => {
+            let version = form.required("VersionId")?;
+            let (doc, default, created) = coffer
+                .get_policy_version(caller, form.required("PolicyArn")?, version)
+                .await
+                .map_err(iam)?;
+            x.node("PolicyVersion", |x| {
+                x.text("Document", &uri_encode(&doc))
+                    .text("VersionId", version)
+                    .text("IsDefaultVersion", &default.to_string())
+                    .text("CreateDate", &iso8601(created));
+            });
+        }
+        "ListPolicyVersions" => {
+            let versions = coffer
+                .list_policy_versions(caller, form.required("PolicyArn")?)
+                .await
+                .map_err(iam)?;
+            let (versions, marker) = page(form, versions)?;
+            x.node("Versions", |x| {
+                for (id, default, created) in &versions {
+                    x.node("member", |x| {
+                        x.text("VersionId", id)
+                            .text("IsDefaultVersion", &default.to_string())
+                            .text("CreateDate", &iso8601(*created));
+                    });
+                }
+            });
+            truncation(&mut x, marker);
+        }
+        "DeletePolicyVersion" => {
+            coffer
+                .delete_policy_version(
+                    caller,
+                    form.required("PolicyArn")?,
+                    form.required("VersionId")?,
+                )
+                .await
+                .map_err(iam)?;
+            return Ok(None);
+        }
+        "SetDefaultPolicyVersion" => {
+            coffer
+                .set_default_policy_version(
+                    caller,
+                    form.required("PolicyArn")?,
+                    form.required("VersionId")?,
+                )
+                .await
+                .map_err(iam)?;
+            return Ok(None);
+        }
+        "AttachUserPolicy" | "AttachGroupPolicy" | "AttachRolePolicy" => {
+            let (kind, param) = kind_in(action).unwrap_or((PrincipalKind::User, "UserName"));
+            coffer
+                .attach_policy(
+                    caller,
+                    kind,
+                    form.required(param)?,
+                    form.required("PolicyArn")?,
+                )
+                .await
+                .map_err(iam)?;
+            return Ok(None);
+        }
+        "DetachUserPolicy" | "DetachGroupPolicy" | "DetachRolePolicy" => {
+            let (kind, param) = kind_in(action).unwrap_or((PrincipalKind::User, "UserName"));
+            coffer
+                .detach_policy(
+                    caller,
+                    kind,
+                    form.required(param)?,
+                    form.required("PolicyArn")?,
+                )
+                .await
+                .map_err(iam)?;
+            return Ok(None);
+        }
+        "ListAttachedUserPolicies" | "ListAttachedGroupPolicies" | "ListAttachedRolePolicies" => {
+            let (kind, param) = kind_in(action).unwrap_or((PrincipalKind::User, "UserName"));
+            let arns = coffer
+                .attached_policies(caller, kind, form.required(param)?)
+                .await
+                .map_err(iam)?;
+            let (arns, marker) = page(form, arns)?;
+            x.node("AttachedPolicies", |x| {
+                for arn in &arns {
+                    let name = arn.rsplit('/').next().unwrap_or(arn);
+                    x.node("member", |x| {
+                        x.text("PolicyName", name).text("PolicyArn", arn);
+                    });
+                }
+            });
+            truncation(&mut x, marker);
         }
         other => {
             return Err(ApiError::new(

@@ -14,7 +14,10 @@ mod sqlite;
 
 use std::future::Future;
 
-pub use identity::{AccessKeyUse, IdentityStore, UserRecord};
+pub use identity::{
+    AccessKeyUse, IdentityStore, ManagedPolicyRecord, PolicyVersionRecord, PrincipalKind,
+    PrincipalRecord,
+};
 pub use records::{
     AccessKeyRecord, AccountRecord, SealedValue, SecretRecord, ValueKind, VersionRecord,
 };

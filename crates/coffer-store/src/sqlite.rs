@@ -64,23 +64,63 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (
         2,
-        "CREATE TABLE iam_users (
+        "CREATE TABLE iam_principals (
             account_id TEXT NOT NULL REFERENCES accounts(account_id),
+            kind TEXT NOT NULL CHECK (kind IN ('user', 'group', 'role')),
             name_key TEXT NOT NULL,
-            user_name TEXT NOT NULL,
-            user_id TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            principal_id TEXT NOT NULL UNIQUE,
             path TEXT NOT NULL,
             created_ms INTEGER NOT NULL,
-            PRIMARY KEY (account_id, name_key)
+            trust_policy TEXT,
+            description TEXT,
+            max_session_secs INTEGER,
+            PRIMARY KEY (account_id, kind, name_key)
          );
-         CREATE TABLE iam_user_policies (
+         CREATE TABLE iam_inline_policies (
             account_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
             name_key TEXT NOT NULL,
             policy_name TEXT NOT NULL,
             document TEXT NOT NULL,
-            PRIMARY KEY (account_id, name_key, policy_name),
-            FOREIGN KEY (account_id, name_key) REFERENCES iam_users(account_id, name_key) ON DELETE CASCADE
+            PRIMARY KEY (account_id, kind, name_key, policy_name),
+            FOREIGN KEY (account_id, kind, name_key) REFERENCES iam_principals(account_id, kind, name_key) ON DELETE CASCADE
          );
+         CREATE TABLE iam_group_members (
+            account_id TEXT NOT NULL,
+            group_key TEXT NOT NULL,
+            user_key TEXT NOT NULL,
+            PRIMARY KEY (account_id, group_key, user_key)
+         );
+         CREATE TABLE iam_managed_policies (
+            account_id TEXT NOT NULL REFERENCES accounts(account_id),
+            name_key TEXT NOT NULL,
+            name TEXT NOT NULL,
+            policy_id TEXT NOT NULL UNIQUE,
+            path TEXT NOT NULL,
+            description TEXT,
+            default_version INTEGER NOT NULL,
+            created_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL,
+            PRIMARY KEY (account_id, name_key)
+         );
+         CREATE TABLE iam_policy_versions (
+            account_id TEXT NOT NULL,
+            policy_key TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            document TEXT NOT NULL,
+            created_ms INTEGER NOT NULL,
+            PRIMARY KEY (account_id, policy_key, version),
+            FOREIGN KEY (account_id, policy_key) REFERENCES iam_managed_policies(account_id, name_key) ON DELETE CASCADE
+         );
+         CREATE TABLE iam_attachments (
+            account_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            name_key TEXT NOT NULL,
+            policy_arn TEXT NOT NULL,
+            PRIMARY KEY (account_id, kind, name_key, policy_arn)
+         );
+         CREATE INDEX iam_attachments_by_policy ON iam_attachments(account_id, policy_arn);
          ALTER TABLE access_keys ADD COLUMN last_used_ms INTEGER;
          ALTER TABLE access_keys ADD COLUMN last_used_service TEXT;
          ALTER TABLE access_keys ADD COLUMN last_used_region TEXT;
