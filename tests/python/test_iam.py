@@ -341,3 +341,37 @@ def test_aws_managed_policies_are_listed(iam):
     assert {"AdministratorAccess", "SecretsManagerReadWrite", "ReadOnlyAccess"} <= set(listed)
     admin = iam.get_policy_version(PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess", VersionId="v1")
     assert admin["PolicyVersion"]["Document"]["Statement"][0]["Action"] == "*"
+
+
+def test_user_and_role_tags(iam):
+    name = "t-" + uuid.uuid4().hex[:10]
+    iam.create_user(UserName=name, Tags=[{"Key": "team", "Value": "red"}])
+    assert iam.get_user(UserName=name)["User"]["Tags"] == [{"Key": "team", "Value": "red"}]
+    iam.tag_user(UserName=name, Tags=[{"Key": "TEAM", "Value": "blue"}, {"Key": "env", "Value": "prod"}])
+    assert iam.list_user_tags(UserName=name)["Tags"] == [{"Key": "TEAM", "Value": "blue"}, {"Key": "env", "Value": "prod"}]
+    iam.untag_user(UserName=name, TagKeys=["team"])
+    assert iam.list_user_tags(UserName=name)["Tags"] == [{"Key": "env", "Value": "prod"}]
+    with raises_aws("LimitExceeded", status=409):
+        iam.tag_user(UserName=name, Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(50)])
+    with raises_aws("InvalidInput"):
+        iam.tag_user(UserName=name, Tags=[{"Key": "aws:reserved", "Value": "v"}])
+    role = "tr-" + uuid.uuid4().hex[:10]
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(TRUST_POLICY), Tags=[{"Key": "a", "Value": "b"}])
+    iam.tag_role(RoleName=role, Tags=[{"Key": "c", "Value": "d"}])
+    assert iam.list_role_tags(RoleName=role)["Tags"] == [{"Key": "a", "Value": "b"}, {"Key": "c", "Value": "d"}]
+
+
+def test_account_authorization_details(iam, user):
+    group = "ad-" + uuid.uuid4().hex[:8]
+    iam.create_group(GroupName=group)
+    iam.add_user_to_group(GroupName=group, UserName=user)
+    iam.put_user_policy(UserName=user, PolicyName="inline", PolicyDocument=json.dumps(READ_POLICY))
+    iam.attach_group_policy(GroupName=group, PolicyArn="arn:aws:iam::aws:policy/SecretsManagerReadWrite")
+    details = iam.get_account_authorization_details()
+    me = next(u for u in details["UserDetailList"] if u["UserName"] == user)
+    assert me["GroupList"] == [group]
+    assert me["UserPolicyList"] == [{"PolicyName": "inline", "PolicyDocument": READ_POLICY}]
+    g = next(x for x in details["GroupDetailList"] if x["GroupName"] == group)
+    assert g["AttachedManagedPolicies"] == [
+        {"PolicyName": "SecretsManagerReadWrite", "PolicyArn": "arn:aws:iam::aws:policy/SecretsManagerReadWrite"}
+    ]

@@ -53,6 +53,69 @@ pub struct RoleInput {
     pub trust_policy: String,
     pub description: Option<String>,
     pub max_session_secs: Option<i64>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// At most 50 tags on a user or role (IAM quotas).
+pub const MAX_PRINCIPAL_TAGS: usize = 50;
+
+/// Adds or overwrites tags (keys compare without regard to case, as IAM does).
+fn merge_principal_tags(
+    existing: &mut Vec<(String, String)>,
+    new: Vec<(String, String)>,
+) -> Result<(), CoreError> {
+    for (k, v) in new {
+        if k.is_empty() || k.chars().count() > 128 {
+            return Err(validation(
+                "tags.member.key",
+                &k,
+                "Member must have length between 1 and 128",
+            ));
+        }
+        if v.chars().count() > 256 {
+            return Err(validation(
+                "tags.member.value",
+                &v,
+                "Member must have length less than or equal to 256",
+            ));
+        }
+        if k.to_ascii_lowercase().starts_with("aws:") {
+            return Err(CoreError::InvalidParameter(format!(
+                "Tag keys beginning with 'aws:' are reserved: {k}"
+            )));
+        }
+        match existing
+            .iter_mut()
+            .find(|(ek, _)| ek.eq_ignore_ascii_case(&k))
+        {
+            Some(slot) => *slot = (k, v),
+            None => existing.push((k, v)),
+        }
+    }
+    if existing.len() > MAX_PRINCIPAL_TAGS {
+        return Err(CoreError::LimitExceeded(format!(
+            "The number of tags has reached the maximum limit of {MAX_PRINCIPAL_TAGS}."
+        )));
+    }
+    Ok(())
+}
+
+/// Everything IAM holds about an account, for `GetAccountAuthorizationDetails`.
+#[derive(Debug, Default)]
+pub struct AuthorizationDetails {
+    /// Each user with its inline policies, group names and attached policy ARNs.
+    pub users: Vec<(
+        PrincipalRecord,
+        Vec<(String, String)>,
+        Vec<String>,
+        Vec<String>,
+    )>,
+    /// Each group with its inline policies and attached policy ARNs.
+    pub groups: Vec<(PrincipalRecord, Vec<(String, String)>, Vec<String>)>,
+    /// Each role with its inline policies and attached policy ARNs.
+    pub roles: Vec<(PrincipalRecord, Vec<(String, String)>, Vec<String>)>,
+    /// Each customer managed policy with its versions.
+    pub policies: Vec<(ManagedPolicy, Vec<PolicyVersionRecord>)>,
 }
 
 fn validation(member: &str, value: &str, constraint: &str) -> CoreError {
@@ -349,6 +412,7 @@ impl<S: Store> Coffer<S> {
             trust_policy: None,
             description: None,
             max_session_secs: None,
+            tags: Vec::new(),
         }
     }
 
@@ -357,9 +421,11 @@ impl<S: Store> Coffer<S> {
         caller: &Caller,
         user_name: &str,
         path: Option<&str>,
+        tags: Vec<(String, String)>,
     ) -> Result<PrincipalRecord, CoreError> {
-        self.create_principal(caller, Self::blank(PrincipalKind::User, user_name, path))
-            .await
+        let mut p = Self::blank(PrincipalKind::User, user_name, path);
+        merge_principal_tags(&mut p.tags, tags)?;
+        self.create_principal(caller, p).await
     }
 
     pub async fn create_group(
@@ -396,6 +462,7 @@ impl<S: Store> Coffer<S> {
             ));
         }
         let mut p = Self::blank(PrincipalKind::Role, &input.name, input.path.as_deref());
+        merge_principal_tags(&mut p.tags, input.tags)?;
         p.trust_policy = Some(input.trust_policy);
         p.description = input.description;
         p.max_session_secs = Some(max_session);
@@ -549,6 +616,108 @@ impl<S: Store> Coffer<S> {
         p.trust_policy = Some(document.to_string());
         self.store.update_principal(p).await?;
         Ok(())
+    }
+
+    // ---------- tags ----------
+
+    pub async fn tag_principal(
+        &self,
+        caller: &Caller,
+        kind: PrincipalKind,
+        name: &str,
+        tags: Vec<(String, String)>,
+    ) -> Result<(), CoreError> {
+        let mut p = self
+            .existing_principal(caller, &format!("iam:Tag{}", kind_title(kind)), kind, name)
+            .await?;
+        merge_principal_tags(&mut p.tags, tags)?;
+        self.store.update_principal(p).await?;
+        self.credentials_changed();
+        Ok(())
+    }
+
+    pub async fn untag_principal(
+        &self,
+        caller: &Caller,
+        kind: PrincipalKind,
+        name: &str,
+        keys: &[String],
+    ) -> Result<(), CoreError> {
+        let mut p = self
+            .existing_principal(
+                caller,
+                &format!("iam:Untag{}", kind_title(kind)),
+                kind,
+                name,
+            )
+            .await?;
+        p.tags
+            .retain(|(k, _)| !keys.iter().any(|r| r.eq_ignore_ascii_case(k)));
+        self.store.update_principal(p).await?;
+        self.credentials_changed();
+        Ok(())
+    }
+
+    pub async fn principal_tags(
+        &self,
+        caller: &Caller,
+        kind: PrincipalKind,
+        name: &str,
+    ) -> Result<Vec<(String, String)>, CoreError> {
+        Ok(self
+            .existing_principal(
+                caller,
+                &format!("iam:List{}Tags", kind_title(kind)),
+                kind,
+                name,
+            )
+            .await?
+            .tags)
+    }
+
+    /// `GetAccountAuthorizationDetails`: users, groups, roles and customer managed policies.
+    pub async fn authorization_details(
+        &self,
+        caller: &Caller,
+    ) -> Result<AuthorizationDetails, CoreError> {
+        self.authorize(caller, "iam:GetAccountAuthorizationDetails", "*")
+            .await?;
+        let a = &caller.account_id;
+        let mut out = AuthorizationDetails::default();
+        for u in self.store.list_principals(a, PrincipalKind::User).await? {
+            let inline = self
+                .store
+                .inline_policies(a, PrincipalKind::User, &u.name)
+                .await?;
+            let groups = self
+                .store
+                .groups_of_user(a, &u.name)
+                .await?
+                .into_iter()
+                .map(|g| g.name)
+                .collect();
+            let attached = self
+                .store
+                .attached_policies(a, PrincipalKind::User, &u.name)
+                .await?;
+            out.users.push((u, inline, groups, attached));
+        }
+        for kind in [PrincipalKind::Group, PrincipalKind::Role] {
+            for p in self.store.list_principals(a, kind).await? {
+                let inline = self.store.inline_policies(a, kind, &p.name).await?;
+                let attached = self.store.attached_policies(a, kind, &p.name).await?;
+                if kind == PrincipalKind::Group {
+                    out.groups.push((p, inline, attached));
+                } else {
+                    out.roles.push((p, inline, attached));
+                }
+            }
+        }
+        for rec in self.store.list_managed_policies(a).await? {
+            let versions = self.store.policy_versions(a, &rec.name).await?;
+            out.policies.push((self.view(&rec).await?, versions));
+        }
+        Ok(out)
     }
 
     // ---------- group membership ----------

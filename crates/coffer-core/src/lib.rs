@@ -25,11 +25,14 @@ use std::sync::Arc;
 
 pub use coffer_crypto::SecretBytes;
 pub use coffer_store::{
-    AccessKeyRecord, AccessKeyUse, PrincipalKind, PrincipalRecord, SecretRecord, SqliteStore,
-    Store, ValueKind, VersionRecord,
+    AccessKeyRecord, AccessKeyUse, PolicyVersionRecord, PrincipalKind, PrincipalRecord,
+    SecretRecord, SqliteStore, Store, ValueKind, VersionRecord,
 };
 pub use error::CoreError;
-pub use iam::{AWS_MANAGED_POLICIES, ManagedPolicy, NewAccessKey, RoleInput, aws_managed_document};
+pub use iam::{
+    AWS_MANAGED_POLICIES, AuthorizationDetails, ManagedPolicy, NewAccessKey, RoleInput,
+    aws_managed_document,
+};
 pub use identity::{AccessKeyIdentity, Caller, PrincipalType};
 pub use secrets::*;
 

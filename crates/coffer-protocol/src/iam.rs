@@ -29,6 +29,9 @@ fn principal_fields(x: &mut Xml, p: &PrincipalRecord) {
         .text(&format!("{t}Id"), &p.principal_id)
         .text("Arn", &p.arn())
         .text("CreateDate", &iso8601(p.created_ms));
+    if p.kind != PrincipalKind::Group && !p.tags.is_empty() {
+        tags_xml(x, &p.tags);
+    }
     if p.kind == PrincipalKind::Role {
         if let Some(doc) = &p.trust_policy {
             x.text("AssumeRolePolicyDocument", &uri_encode(doc));
@@ -41,6 +44,38 @@ fn principal_fields(x: &mut Xml, p: &PrincipalRecord) {
             &p.max_session_secs.unwrap_or(3600).to_string(),
         );
     }
+}
+
+fn tags_xml(x: &mut Xml, tags: &[(String, String)]) {
+    x.node("Tags", |x| {
+        for (k, v) in tags {
+            x.node("member", |x| {
+                x.text("Key", k).text("Value", v);
+            });
+        }
+    });
+}
+
+fn inline_list(x: &mut Xml, element: &str, policies: &[(String, String)]) {
+    x.node(element, |x| {
+        for (name, doc) in policies {
+            x.node("member", |x| {
+                x.text("PolicyName", name)
+                    .text("PolicyDocument", &uri_encode(doc));
+            });
+        }
+    });
+}
+
+fn attached_list(x: &mut Xml, arns: &[String]) {
+    x.node("AttachedManagedPolicies", |x| {
+        for arn in arns {
+            let name = arn.rsplit('/').next().unwrap_or(arn);
+            x.node("member", |x| {
+                x.text("PolicyName", name).text("PolicyArn", arn);
+            });
+        }
+    });
 }
 
 fn principal_list(x: &mut Xml, element: &str, items: &[PrincipalRecord]) {
@@ -157,7 +192,12 @@ pub(crate) async fn dispatch(
         "CreateUser" | "CreateGroup" => {
             let p = if action == "CreateUser" {
                 coffer
-                    .create_user(caller, form.required("UserName")?, form.get("Path"))
+                    .create_user(
+                        caller,
+                        form.required("UserName")?,
+                        form.get("Path"),
+                        form.pairs("Tags"),
+                    )
                     .await
             } else {
                 coffer
@@ -174,6 +214,7 @@ pub(crate) async fn dispatch(
                 trust_policy: form.required("AssumeRolePolicyDocument")?.to_string(),
                 description: form.get("Description").map(str::to_string),
                 max_session_secs: form.integer("MaxSessionDuration")?,
+                tags: form.pairs("Tags"),
             };
             let p = coffer.create_role(caller, input).await.map_err(iam)?;
             x.node("Role", |x| principal_fields(x, &p));
@@ -553,6 +594,87 @@ pub(crate) async fn dispatch(
                 }
             });
             truncation(&mut x, marker);
+        }
+        "TagUser" | "TagRole" => {
+            let (kind, param) = kind_in(action).unwrap_or((PrincipalKind::User, "UserName"));
+            coffer
+                .tag_principal(caller, kind, form.required(param)?, form.pairs("Tags"))
+                .await
+                .map_err(iam)?;
+            return Ok(None);
+        }
+        "UntagUser" | "UntagRole" => {
+            let (kind, param) = kind_in(action).unwrap_or((PrincipalKind::User, "UserName"));
+            coffer
+                .untag_principal(caller, kind, form.required(param)?, &form.list("TagKeys"))
+                .await
+                .map_err(iam)?;
+            return Ok(None);
+        }
+        "ListUserTags" | "ListRoleTags" => {
+            let (kind, param) = kind_in(action).unwrap_or((PrincipalKind::User, "UserName"));
+            let tags = coffer
+                .principal_tags(caller, kind, form.required(param)?)
+                .await
+                .map_err(iam)?;
+            tags_xml(&mut x, &tags);
+            x.text("IsTruncated", "false");
+        }
+        "GetAccountAuthorizationDetails" => {
+            let d = coffer.authorization_details(caller).await.map_err(iam)?;
+            x.node("UserDetailList", |x| {
+                for (u, inline, groups, attached) in &d.users {
+                    x.node("member", |x| {
+                        principal_fields(x, u);
+                        inline_list(x, "UserPolicyList", inline);
+                        x.node("GroupList", |x| {
+                            for g in groups {
+                                x.text("member", g);
+                            }
+                        });
+                        attached_list(x, attached);
+                    });
+                }
+            });
+            x.node("GroupDetailList", |x| {
+                for (g, inline, attached) in &d.groups {
+                    x.node("member", |x| {
+                        principal_fields(x, g);
+                        inline_list(x, "GroupPolicyList", inline);
+                        attached_list(x, attached);
+                    });
+                }
+            });
+            x.node("RoleDetailList", |x| {
+                for (r, inline, attached) in &d.roles {
+                    x.node("member", |x| {
+                        principal_fields(x, r);
+                        inline_list(x, "RolePolicyList", inline);
+                        attached_list(x, attached);
+                    });
+                }
+            });
+            x.node("Policies", |x| {
+                for (p, versions) in &d.policies {
+                    x.node("member", |x| {
+                        policy_fields(x, p);
+                        x.node("PolicyVersionList", |x| {
+                            for v in versions {
+                                x.node("member", |x| {
+                                    x.text("Document", &uri_encode(&v.document))
+                                        .text("VersionId", &format!("v{}", v.version))
+                                        .text(
+                                            "IsDefaultVersion",
+                                            &(v.version == p.default_version).to_string(),
+                                        )
+                                        .text("CreateDate", &iso8601(v.created_ms));
+                                });
+                            }
+                        });
+                    });
+                }
+            });
+            x.text("IsTruncated", "false");
         }
         other => {
             return Err(ApiError::new(

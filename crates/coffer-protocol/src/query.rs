@@ -77,6 +77,28 @@ impl Form {
         })
     }
 
+    /// A list parameter `Name.member.1`, `Name.member.2`, … in order.
+    #[must_use]
+    pub fn list(&self, name: &str) -> Vec<String> {
+        (1..)
+            .map_while(|i| self.get(&format!("{name}.member.{i}")).map(str::to_string))
+            .collect()
+    }
+
+    /// A list of key/value structures `Name.member.N.Key` / `Name.member.N.Value` (tags).
+    #[must_use]
+    pub fn pairs(&self, name: &str) -> Vec<(String, String)> {
+        (1..)
+            .map_while(|i| {
+                let key = self.get(&format!("{name}.member.{i}.Key"))?;
+                let value = self
+                    .get(&format!("{name}.member.{i}.Value"))
+                    .unwrap_or_default();
+                Some((key.to_string(), value.to_string()))
+            })
+            .collect()
+    }
+
     /// An integer parameter, if present.
     pub fn integer(&self, name: &str) -> Result<Option<i64>, ApiError> {
         self.get(name)
@@ -254,6 +276,15 @@ mod tests {
         assert!(Form::parse(b"A=%4").is_err());
         assert!(Form::parse(&[0xff, b'=', b'1']).is_err());
         assert_eq!(f.required("Missing").unwrap_err().code, "ValidationError");
+        let l = Form::parse(b"K.member.1=a&K.member.2=b&K.member.4=d&T.member.1.Key=k&T.member.1.Value=v&T.member.2.Key=x").unwrap();
+        assert_eq!(l.list("K"), vec!["a", "b"]);
+        assert_eq!(
+            l.pairs("T"),
+            vec![
+                ("k".to_string(), "v".to_string()),
+                ("x".to_string(), String::new())
+            ]
+        );
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub struct PrincipalRecord {
     pub description: Option<String>,
     /// Roles only: the longest session, in seconds.
     pub max_session_secs: Option<i64>,
+    /// Tags, in the order they were added.
+    pub tags: Vec<(String, String)>,
 }
 
 impl PrincipalRecord {
@@ -131,7 +133,7 @@ pub trait IdentityStore {
         account_id: &str,
         kind: PrincipalKind,
     ) -> impl Future<Output = StoreResult<Vec<PrincipalRecord>>> + Send;
-    /// Replaces a principal's mutable fields (path, trust policy, description, session length).
+    /// Replaces a principal's mutable fields (path, trust policy, description, session length, tags).
     fn update_principal(
         &self,
         p: PrincipalRecord,
@@ -304,7 +306,11 @@ pub trait IdentityStore {
     ) -> impl Future<Output = StoreResult<Option<AccessKeyUse>>> + Send;
 }
 
-const PRINCIPAL_COLUMNS: &str = "p.account_id, p.kind, p.name, p.principal_id, p.path, p.created_ms, p.trust_policy, p.description, p.max_session_secs";
+const PRINCIPAL_COLUMNS: &str = "p.account_id, p.kind, p.name, p.principal_id, p.path, p.created_ms, p.trust_policy, p.description, p.max_session_secs, p.tags";
+
+fn encode_tags(tags: &[(String, String)]) -> String {
+    serde_json::to_string(tags).unwrap_or_else(|_| "[]".to_string())
+}
 
 fn principal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PrincipalRecord> {
     let kind: String = r.get(1)?;
@@ -318,6 +324,7 @@ fn principal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PrincipalRecord
         trust_policy: r.get(6)?,
         description: r.get(7)?,
         max_session_secs: r.get(8)?,
+        tags: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default(),
     })
 }
 
@@ -353,8 +360,8 @@ impl IdentityStore for SqliteStore {
     async fn insert_principal(&self, p: PrincipalRecord) -> StoreResult<()> {
         self.write(move |conn| {
             conn.execute(
-                "INSERT INTO iam_principals (account_id, kind, name_key, name, principal_id, path, created_ms, trust_policy, description, max_session_secs)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT INTO iam_principals (account_id, kind, name_key, name, principal_id, path, created_ms, trust_policy, description, max_session_secs, tags)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
                     p.account_id,
                     p.kind.as_str(),
@@ -365,7 +372,8 @@ impl IdentityStore for SqliteStore {
                     p.created_ms,
                     p.trust_policy,
                     p.description,
-                    p.max_session_secs
+                    p.max_session_secs,
+                    encode_tags(&p.tags)
                 ],
             )?;
             Ok(())
@@ -401,9 +409,18 @@ impl IdentityStore for SqliteStore {
     async fn update_principal(&self, p: PrincipalRecord) -> StoreResult<bool> {
         self.write(move |conn| {
             Ok(conn.execute(
-                "UPDATE iam_principals SET path = ?1, trust_policy = ?2, description = ?3, max_session_secs = ?4
-                 WHERE account_id = ?5 AND kind = ?6 AND name_key = ?7",
-                params![p.path, p.trust_policy, p.description, p.max_session_secs, p.account_id, p.kind.as_str(), name_key(&p.name)],
+                "UPDATE iam_principals SET path = ?1, trust_policy = ?2, description = ?3, max_session_secs = ?4, tags = ?5
+                 WHERE account_id = ?6 AND kind = ?7 AND name_key = ?8",
+                params![
+                    p.path,
+                    p.trust_policy,
+                    p.description,
+                    p.max_session_secs,
+                    encode_tags(&p.tags),
+                    p.account_id,
+                    p.kind.as_str(),
+                    name_key(&p.name)
+                ],
             )? == 1)
         })
         .await

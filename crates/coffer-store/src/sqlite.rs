@@ -75,6 +75,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
             trust_policy TEXT,
             description TEXT,
             max_session_secs INTEGER,
+            tags TEXT NOT NULL DEFAULT '[]',
             PRIMARY KEY (account_id, kind, name_key)
          );
          CREATE TABLE iam_inline_policies (
