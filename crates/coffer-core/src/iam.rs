@@ -100,20 +100,24 @@ fn merge_principal_tags(
     Ok(())
 }
 
+/// A principal with what gives it permissions, for `GetAccountAuthorizationDetails`.
+#[derive(Debug)]
+pub struct PrincipalDetail {
+    pub principal: PrincipalRecord,
+    /// Inline policies as `(name, document)`.
+    pub inline: Vec<(String, String)>,
+    /// Users only: the names of the user's groups.
+    pub groups: Vec<String>,
+    /// ARNs of the attached managed policies.
+    pub attached: Vec<String>,
+}
+
 /// Everything IAM holds about an account, for `GetAccountAuthorizationDetails`.
 #[derive(Debug, Default)]
 pub struct AuthorizationDetails {
-    /// Each user with its inline policies, group names and attached policy ARNs.
-    pub users: Vec<(
-        PrincipalRecord,
-        Vec<(String, String)>,
-        Vec<String>,
-        Vec<String>,
-    )>,
-    /// Each group with its inline policies and attached policy ARNs.
-    pub groups: Vec<(PrincipalRecord, Vec<(String, String)>, Vec<String>)>,
-    /// Each role with its inline policies and attached policy ARNs.
-    pub roles: Vec<(PrincipalRecord, Vec<(String, String)>, Vec<String>)>,
+    pub users: Vec<PrincipalDetail>,
+    pub groups: Vec<PrincipalDetail>,
+    pub roles: Vec<PrincipalDetail>,
     /// Each customer managed policy with its versions.
     pub policies: Vec<(ManagedPolicy, Vec<PolicyVersionRecord>)>,
 }
@@ -684,32 +688,46 @@ impl<S: Store> Coffer<S> {
             .await?;
         let a = &caller.account_id;
         let mut out = AuthorizationDetails::default();
-        for u in self.store.list_principals(a, PrincipalKind::User).await? {
+        for principal in self.store.list_principals(a, PrincipalKind::User).await? {
             let inline = self
                 .store
-                .inline_policies(a, PrincipalKind::User, &u.name)
+                .inline_policies(a, PrincipalKind::User, &principal.name)
                 .await?;
             let groups = self
                 .store
-                .groups_of_user(a, &u.name)
+                .groups_of_user(a, &principal.name)
                 .await?
                 .into_iter()
                 .map(|g| g.name)
                 .collect();
             let attached = self
                 .store
-                .attached_policies(a, PrincipalKind::User, &u.name)
+                .attached_policies(a, PrincipalKind::User, &principal.name)
                 .await?;
-            out.users.push((u, inline, groups, attached));
+            out.users.push(PrincipalDetail {
+                principal,
+                inline,
+                groups,
+                attached,
+            });
         }
         for kind in [PrincipalKind::Group, PrincipalKind::Role] {
-            for p in self.store.list_principals(a, kind).await? {
-                let inline = self.store.inline_policies(a, kind, &p.name).await?;
-                let attached = self.store.attached_policies(a, kind, &p.name).await?;
+            for principal in self.store.list_principals(a, kind).await? {
+                let inline = self.store.inline_policies(a, kind, &principal.name).await?;
+                let attached = self
+                    .store
+                    .attached_policies(a, kind, &principal.name)
+                    .await?;
+                let detail = PrincipalDetail {
+                    principal,
+                    inline,
+                    groups: Vec::new(),
+                    attached,
+                };
                 if kind == PrincipalKind::Group {
-                    out.groups.push((p, inline, attached));
+                    out.groups.push(detail);
                 } else {
-                    out.roles.push((p, inline, attached));
+                    out.roles.push(detail);
                 }
             }
         }

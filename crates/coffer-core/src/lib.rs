@@ -30,8 +30,8 @@ pub use coffer_store::{
 };
 pub use error::CoreError;
 pub use iam::{
-    AWS_MANAGED_POLICIES, AuthorizationDetails, ManagedPolicy, NewAccessKey, RoleInput,
-    aws_managed_document,
+    AWS_MANAGED_POLICIES, AuthorizationDetails, ManagedPolicy, NewAccessKey, PrincipalDetail,
+    RoleInput, aws_managed_document,
 };
 pub use identity::{AccessKeyIdentity, Caller, PrincipalType};
 pub use secrets::*;

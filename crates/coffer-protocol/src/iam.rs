@@ -623,34 +623,34 @@ pub(crate) async fn dispatch(
         "GetAccountAuthorizationDetails" => {
             let d = coffer.authorization_details(caller).await.map_err(iam)?;
             x.node("UserDetailList", |x| {
-                for (u, inline, groups, attached) in &d.users {
+                for u in &d.users {
                     x.node("member", |x| {
-                        principal_fields(x, u);
-                        inline_list(x, "UserPolicyList", inline);
+                        principal_fields(x, &u.principal);
+                        inline_list(x, "UserPolicyList", &u.inline);
                         x.node("GroupList", |x| {
-                            for g in groups {
+                            for g in &u.groups {
                                 x.text("member", g);
                             }
                         });
-                        attached_list(x, attached);
+                        attached_list(x, &u.attached);
                     });
                 }
             });
             x.node("GroupDetailList", |x| {
-                for (g, inline, attached) in &d.groups {
+                for g in &d.groups {
                     x.node("member", |x| {
-                        principal_fields(x, g);
-                        inline_list(x, "GroupPolicyList", inline);
-                        attached_list(x, attached);
+                        principal_fields(x, &g.principal);
+                        inline_list(x, "GroupPolicyList", &g.inline);
+                        attached_list(x, &g.attached);
                     });
                 }
             });
             x.node("RoleDetailList", |x| {
-                for (r, inline, attached) in &d.roles {
+                for r in &d.roles {
                     x.node("member", |x| {
-                        principal_fields(x, r);
-                        inline_list(x, "RolePolicyList", inline);
-                        attached_list(x, attached);
+                        principal_fields(x, &r.principal);
+                        inline_list(x, "RolePolicyList", &r.inline);
+                        attached_list(x, &r.attached);
                     });
                 }
             });
