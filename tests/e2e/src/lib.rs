@@ -144,7 +144,8 @@ pub fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// A running `coffer server`. Dropping it kills the process.
+/// A running `coffer server`. Dropping it asks the process to stop (SIGTERM, so a dev server
+/// removes its throw-away data directory and root key) and kills it if it does not.
 pub struct Server {
     child: Child,
     pub endpoint: String,
@@ -410,6 +411,18 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
