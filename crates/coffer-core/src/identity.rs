@@ -23,6 +23,8 @@ pub struct Caller {
     /// The region of the request, from the SigV4 credential scope.
     pub region: String,
     pub source_ip: IpAddr,
+    /// Whether the request arrived over TLS (`aws:SecureTransport`).
+    pub secure_transport: bool,
 }
 
 /// An access key as the authenticator needs it: the secret for SigV4, and who it belongs to.

@@ -38,6 +38,7 @@ fn fixture() -> Fixture {
         access_key_id: out.access_key_id,
         region: "us-east-1".into(),
         source_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        secure_transport: false,
     };
     Fixture {
         _dir: dir,

@@ -48,6 +48,13 @@ fn unrecognized() -> ApiError {
     )
 }
 
+fn secure(parts: &http::request::Parts) -> bool {
+    parts
+        .extensions
+        .get::<crate::SecureTransport>()
+        .is_some_and(|s| s.0)
+}
+
 fn now_unix_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -91,6 +98,7 @@ impl Authenticator {
             access_key_id: claim.access_key_id,
             region: claim.region,
             source_ip,
+            secure_transport: secure(parts),
         })
     }
 
@@ -201,6 +209,7 @@ impl Authenticator {
             access_key_id,
             region,
             source_ip,
+            secure_transport: secure(parts),
         })
     }
 }

@@ -20,6 +20,11 @@ use coffer_core::Coffer;
 use crate::auth::Authenticator;
 pub use crate::error::{ApiError, error_response};
 
+/// Whether the request arrived over TLS, set by the server as a request extension; policies
+/// read it as `aws:SecureTransport`. Absent means not secure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecureTransport(pub bool);
+
 /// How requests are authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMode {

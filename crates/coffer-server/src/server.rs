@@ -294,10 +294,10 @@ impl Connection {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
         match tls {
-            None => self.serve_http(stream, watcher).await,
+            None => self.serve_http(stream, watcher, false).await,
             Some(acceptor) => {
                 match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => self.serve_http(stream, watcher).await,
+                    Ok(Ok(stream)) => self.serve_http(stream, watcher, true).await,
                     Ok(Err(e)) => {
                         tracing::debug!(peer = %self.peer, error = %e, "TLS handshake failed")
                     }
@@ -307,15 +307,19 @@ impl Connection {
         }
     }
 
-    async fn serve_http<S>(self, stream: S, watcher: Watcher)
+    async fn serve_http<S>(self, stream: S, watcher: Watcher, secure: bool)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let Self { app, http, peer } = self;
         // `::ffff:10.0.0.1` from a dual-stack socket is the IPv4 client 10.0.0.1.
         let peer_ip: IpAddr = peer.ip().to_canonical();
-        let service = service_fn(move |request: hyper::Request<Incoming>| {
+        let service = service_fn(move |mut request: hyper::Request<Incoming>| {
             let app = app.clone();
+            // Policies may require TLS (`aws:SecureTransport`); only this layer knows.
+            request
+                .extensions_mut()
+                .insert(coffer_protocol::SecureTransport(secure));
             async move { Ok::<_, Infallible>(app.respond(request, peer_ip).await) }
         });
         let connection = http.serve_connection(TokioIo::new(stream), service);
