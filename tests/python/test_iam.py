@@ -375,3 +375,146 @@ def test_account_authorization_details(iam, user):
     assert g["AttachedManagedPolicies"] == [
         {"PolicyName": "SecretsManagerReadWrite", "PolicyArn": "arn:aws:iam::aws:policy/SecretsManagerReadWrite"}
     ]
+
+
+def _as(coffer, key):
+    return make_client_for(coffer, access_key=key["AccessKeyId"], secret_key=key["SecretAccessKey"])
+
+
+def _policy(*statements):
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def test_user_limited_to_prod_reads_only_prod(iam, sm, coffer, user):
+    run = uuid.uuid4().hex[:8]
+    prod, dev = f"prod/{run}/db", f"dev/{run}/db"
+    sm.create_secret(Name=prod, SecretString="prod-value")
+    sm.create_secret(Name=dev, SecretString="dev-value")
+    iam.put_user_policy(
+        UserName=user,
+        PolicyName="prod-read",
+        PolicyDocument=_policy(
+            {
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": f"arn:aws:secretsmanager:*:{coffer.account}:secret:prod/*",
+            }
+        ),
+    )
+    me = _as(coffer, iam.create_access_key(UserName=user)["AccessKey"])
+    assert me.get_secret_value(SecretId=prod)["SecretString"] == "prod-value"
+    arn = f"arn:aws:iam::{coffer.account}:user/team/{user}"
+    with raises_aws(
+        "AccessDeniedException",
+        match=rf"^User: {arn} is not authorized to perform: secretsmanager:GetSecretValue on resource: "
+        rf"arn:aws:secretsmanager:{coffer.region}:{coffer.account}:secret:{dev}-\w{{6}} because no identity-based "
+        r"policy allows the secretsmanager:GetSecretValue action$",
+    ):
+        me.get_secret_value(SecretId=dev)
+    with raises_aws("AccessDeniedException", match=r"secretsmanager:ListSecrets on resource: \*"):
+        me.list_secrets()
+    with raises_aws("AccessDeniedException", match=r"secretsmanager:DeleteSecret"):
+        me.delete_secret(SecretId=prod, ForceDeleteWithoutRecovery=True)
+    assert sm.describe_secret(SecretId=prod)["Name"] == prod
+
+
+def test_explicit_deny_wins_and_changes_apply_at_once(iam, sm, coffer, user):
+    name = unique_name("deny-wins")
+    sm.create_secret(Name=name, SecretString="v", Tags=[{"Key": "class", "Value": "restricted"}])
+    me = _as(coffer, iam.create_access_key(UserName=user)["AccessKey"])
+    iam.attach_user_policy(UserName=user, PolicyArn="arn:aws:iam::aws:policy/SecretsManagerReadWrite")
+    assert me.get_secret_value(SecretId=name)["SecretString"] == "v"
+    iam.put_user_policy(
+        UserName=user,
+        PolicyName="no-restricted",
+        PolicyDocument=_policy(
+            {
+                "Effect": "Deny",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"secretsmanager:ResourceTag/class": "restricted"}},
+            }
+        ),
+    )
+    with raises_aws("AccessDeniedException", match=r"with an explicit deny in an identity-based policy$"):
+        me.get_secret_value(SecretId=name)
+    other = unique_name("deny-wins-other")
+    sm.create_secret(Name=other, SecretString="w")
+    assert me.get_secret_value(SecretId=other)["SecretString"] == "w"
+    iam.delete_user_policy(UserName=user, PolicyName="no-restricted")
+    assert me.get_secret_value(SecretId=name)["SecretString"] == "v"
+
+
+def test_permissions_through_groups_and_managed_policies(iam, sm, coffer, user):
+    name = unique_name("via-group")
+    sm.create_secret(Name=name, SecretString="g")
+    me = _as(coffer, iam.create_access_key(UserName=user)["AccessKey"])
+    with raises_aws("AccessDeniedException"):
+        me.describe_secret(SecretId=name)
+    group = "readers-" + uuid.uuid4().hex[:8]
+    iam.create_group(GroupName=group)
+    policy = iam.create_policy(
+        PolicyName="describe-" + uuid.uuid4().hex[:8],
+        PolicyDocument=_policy({"Effect": "Allow", "Action": ["secretsmanager:Describe*", "secretsmanager:List*"], "Resource": "*"}),
+    )["Policy"]
+    iam.attach_group_policy(GroupName=group, PolicyArn=policy["Arn"])
+    iam.add_user_to_group(GroupName=group, UserName=user)
+    assert me.describe_secret(SecretId=name)["Name"] == name
+    assert isinstance(me.list_secrets()["SecretList"], list)
+    # a new default version that no longer allows Describe takes effect on the next request
+    iam.create_policy_version(
+        PolicyArn=policy["Arn"],
+        PolicyDocument=_policy({"Effect": "Allow", "Action": "secretsmanager:List*", "Resource": "*"}),
+        SetAsDefault=True,
+    )
+    with raises_aws("AccessDeniedException"):
+        me.describe_secret(SecretId=name)
+    iam.remove_user_from_group(GroupName=group, UserName=user)
+    with raises_aws("AccessDeniedException"):
+        me.list_secrets()
+
+
+def test_policy_variables_and_global_keys(iam, sm, coffer, user):
+    own = f"home/{user}/token"
+    sm.create_secret(Name=own, SecretString="mine")
+    theirs = unique_name("home/someone-else")
+    sm.create_secret(Name=theirs, SecretString="not mine")
+    iam.put_user_policy(
+        UserName=user,
+        PolicyName="home",
+        PolicyDocument=_policy(
+            {
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": "arn:aws:secretsmanager:*:*:secret:home/${aws:username}/*",
+                "Condition": {"IpAddress": {"aws:SourceIp": "127.0.0.0/8"}, "Bool": {"aws:SecureTransport": "false"}},
+            }
+        ),
+    )
+    me = _as(coffer, iam.create_access_key(UserName=user)["AccessKey"])
+    assert me.get_secret_value(SecretId=own)["SecretString"] == "mine"
+    with raises_aws("AccessDeniedException"):
+        me.get_secret_value(SecretId=theirs)
+
+
+def test_iam_actions_follow_policies(iam, coffer, user):
+    iam.put_user_policy(
+        UserName=user,
+        PolicyName="self-service",
+        PolicyDocument=_policy(
+            {"Effect": "Allow", "Action": ["iam:ListAccessKeys", "iam:GetUser"], "Resource": "arn:aws:iam::*:user/*/${aws:username}"}
+        ),
+    )
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    me_iam = boto3.session.Session().client(
+        "iam",
+        endpoint_url=coffer.url,
+        region_name=coffer.region,
+        aws_access_key_id=key["AccessKeyId"],
+        aws_secret_access_key=key["SecretAccessKey"],
+        config=Config(retries={"mode": "standard", "max_attempts": 1}),
+    )
+    assert me_iam.get_user()["User"]["UserName"] == user  # without UserName: the caller itself
+    assert len(me_iam.list_access_keys()["AccessKeyMetadata"]) == 1
+    with raises_aws("AccessDenied", status=403):
+        me_iam.list_users()

@@ -1,14 +1,26 @@
-//! Authorization of every operation: the caller, the action (`service:Operation`) and the
-//! resource ARN, decided before an operation reads or changes data.
+//! Authorization of every operation: the caller, the action (`service:Operation`), the
+//! resource ARN and the request's condition keys, decided by the policy engine
+//! (`coffer-policy`) before an operation reads or changes data.
 //!
-//! The account's root user is allowed everything in its own account, as in AWS. IAM users
-//! are allowed only what their policies allow; until the policy engine is wired in, no policy
-//! can allow anything, so an IAM user is denied every action (deny by default, never the
-//! other way round). Denials carry AWS's message shape.
+//! The account's root user is allowed everything in its own account, as in AWS. An IAM user
+//! is allowed what its identity-based policies allow: its inline policies, the managed
+//! policies attached to it, and the inline and attached policies of its groups. Those are
+//! parsed once and cached until the credentials epoch changes (any IAM write that could
+//! change a decision bumps it). Denials carry AWS's message shape (IAM user guide,
+//! "Troubleshoot access denied error messages").
 
-use coffer_store::Store;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
-use crate::{Caller, Coffer, CoreError, PrincipalType};
+use coffer_policy::{Decision, EvaluationInput, Policy, RequestContext, evaluate};
+use coffer_store::{PrincipalKind, PrincipalRecord, Store};
+
+use crate::clock::iso8601;
+use crate::policies::{self, Kind};
+use crate::{Caller, Coffer, CoreError, PrincipalType, aws_managed_document};
+
+/// Condition keys of one request beyond the global ones: `(key, values)`.
+pub type RequestKeys = Vec<(String, Vec<String>)>;
 
 impl Caller {
     /// The IAM user name of an IAM user caller (the last segment of its ARN).
@@ -21,17 +33,35 @@ impl Caller {
     }
 }
 
-/// AWS's denial message when no identity-based policy allows the action (IAM user guide,
-/// "Troubleshoot access denied error messages").
-pub(crate) fn no_identity_policy_allows(
-    caller: &Caller,
-    action: &str,
-    resource: &str,
-) -> CoreError {
+/// A user's identity-based policies, parsed, as of one credentials epoch.
+pub(crate) struct UserPolicies {
+    epoch: u64,
+    user: Option<PrincipalRecord>,
+    policies: Vec<Arc<Policy>>,
+}
+
+/// Parsed policies by user, so that a decision costs an evaluation, not a database read.
+#[derive(Default)]
+pub(crate) struct PolicyCache {
+    users: RwLock<HashMap<String, Arc<UserPolicies>>>,
+}
+
+fn denied(caller: &Caller, action: &str, resource: &str, why: &str) -> CoreError {
     CoreError::AccessDenied(format!(
-        "User: {} is not authorized to perform: {action} on resource: {resource} because no identity-based policy allows the {action} action",
+        "User: {} is not authorized to perform: {action} on resource: {resource} {why}",
         caller.principal_arn
     ))
+}
+
+/// The account that owns `resource` (the fifth field of an ARN), or the caller's for `*`,
+/// for ARNs without one, and for AWS-owned resources such as `arn:aws:iam::aws:policy/…`,
+/// which every account may read.
+fn resource_account<'a>(resource: &'a str, caller: &'a Caller) -> &'a str {
+    resource
+        .split(':')
+        .nth(4)
+        .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap_or(&caller.account_id)
 }
 
 impl<S: Store> Coffer<S> {
@@ -42,9 +72,192 @@ impl<S: Store> Coffer<S> {
         action: &str,
         resource: &str,
     ) -> Result<(), CoreError> {
+        self.authorize_with(caller, action, resource, Vec::new())
+            .await
+    }
+
+    /// As [`Coffer::authorize`], with the operation's own condition keys.
+    pub async fn authorize_with(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+        keys: RequestKeys,
+    ) -> Result<(), CoreError> {
         match caller.principal_type {
-            PrincipalType::Root => Ok(()),
-            PrincipalType::IamUser => Err(no_identity_policy_allows(caller, action, resource)),
+            PrincipalType::Root => {
+                // The root user's own account is the only one it can reach without a resource
+                // policy granting it, and those arrive with cross-account access.
+                if resource_account(resource, caller) == caller.account_id {
+                    Ok(())
+                } else {
+                    Err(denied(
+                        caller,
+                        action,
+                        resource,
+                        &format!("because no resource-based policy allows the {action} action"),
+                    ))
+                }
+            }
+            PrincipalType::IamUser => {
+                let name = caller.user_name().unwrap_or_default();
+                let user = self.user_policies(&caller.account_id, name).await?;
+                let mut ctx = RequestContext::new(
+                    caller.principal_arn.as_str(),
+                    caller.account_id.as_str(),
+                    action,
+                    resource,
+                    resource_account(resource, caller),
+                );
+                self.global_keys(&mut ctx, caller, user.user.as_ref());
+                for (k, v) in keys {
+                    ctx.set_key(&k, v);
+                }
+                let input = EvaluationInput {
+                    request: &ctx,
+                    identity_policies: &user.policies,
+                    resource_policy: None,
+                    session_policies: None,
+                };
+                match evaluate(&input).decision {
+                    Decision::Allow => Ok(()),
+                    Decision::ExplicitDeny => Err(denied(
+                        caller,
+                        action,
+                        resource,
+                        "with an explicit deny in an identity-based policy",
+                    )),
+                    Decision::ImplicitDeny => Err(denied(
+                        caller,
+                        action,
+                        resource,
+                        &format!("because no identity-based policy allows the {action} action"),
+                    )),
+                }
+            }
         }
+    }
+
+    /// The global `aws:` keys every request carries (IAM user guide, "AWS global condition
+    /// context keys").
+    fn global_keys(
+        &self,
+        ctx: &mut RequestContext,
+        caller: &Caller,
+        user: Option<&PrincipalRecord>,
+    ) {
+        let now = self.clock.now_millis();
+        ctx.set_key("aws:PrincipalArn", [caller.principal_arn.as_str()]);
+        ctx.set_key("aws:PrincipalAccount", [caller.account_id.as_str()]);
+        ctx.set_key("aws:PrincipalType", ["User"]);
+        ctx.set_key("aws:SourceIp", [caller.source_ip.to_string()]);
+        ctx.set_key("aws:CurrentTime", [iso8601(now)]);
+        ctx.set_key("aws:EpochTime", [now.div_euclid(1000).to_string()]);
+        ctx.set_key("aws:SecureTransport", [caller.secure_transport.to_string()]);
+        ctx.set_key("aws:RequestedRegion", [caller.region.as_str()]);
+        if let Some(u) = user {
+            ctx.set_key("aws:username", [u.name.as_str()]);
+            ctx.set_key("aws:userid", [u.principal_id.as_str()]);
+            for (k, v) in &u.tags {
+                ctx.set_key(&format!("aws:PrincipalTag/{k}"), [v.as_str()]);
+            }
+        }
+    }
+
+    /// The user's identity-based policies, parsed; cached per credentials epoch.
+    async fn user_policies(
+        &self,
+        account_id: &str,
+        user_name: &str,
+    ) -> Result<Arc<UserPolicies>, CoreError> {
+        let epoch = self.credentials_epoch();
+        let key = format!("{account_id}\u{0}{}", user_name.to_lowercase());
+        if let Ok(cache) = self.policy_cache.users.read()
+            && let Some(hit) = cache.get(&key)
+            && hit.epoch == epoch
+        {
+            return Ok(Arc::clone(hit));
+        }
+        let user = self
+            .store
+            .get_principal(account_id, PrincipalKind::User, user_name)
+            .await?;
+        let mut documents: Vec<String> = Vec::new();
+        if let Some(u) = &user {
+            let mut holders = vec![(PrincipalKind::User, u.name.clone())];
+            holders.extend(
+                self.store
+                    .groups_of_user(account_id, &u.name)
+                    .await?
+                    .into_iter()
+                    .map(|g| (PrincipalKind::Group, g.name)),
+            );
+            for (kind, name) in holders {
+                documents.extend(
+                    self.store
+                        .inline_policies(account_id, kind, &name)
+                        .await?
+                        .into_iter()
+                        .map(|(_, d)| d),
+                );
+                for arn in self
+                    .store
+                    .attached_policies(account_id, kind, &name)
+                    .await?
+                {
+                    documents.extend(self.managed_document(account_id, &arn).await?);
+                }
+            }
+        }
+        let mut parsed = Vec::with_capacity(documents.len());
+        for doc in &documents {
+            // Documents are validated when written, so a failure here means a document
+            // written by an older coffer that this one reads more strictly: it grants nothing.
+            match policies::parse(doc, Kind::Identity) {
+                Ok(p) => parsed.push(Arc::new(p)),
+                Err(e) => {
+                    tracing::warn!(user = user_name, error = %e, "ignoring a stored policy that no longer parses")
+                }
+            }
+        }
+        let entry = Arc::new(UserPolicies {
+            epoch,
+            user,
+            policies: parsed,
+        });
+        if let Ok(mut cache) = self.policy_cache.users.write() {
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(key, Arc::clone(&entry));
+        }
+        Ok(entry)
+    }
+
+    /// The default version's document of a managed policy (AWS managed or this account's).
+    async fn managed_document(
+        &self,
+        account_id: &str,
+        arn: &str,
+    ) -> Result<Option<String>, CoreError> {
+        if let Some(doc) = aws_managed_document(arn) {
+            return Ok(Some(doc.to_string()));
+        }
+        let Some(name) = arn.rsplit('/').next() else {
+            return Ok(None);
+        };
+        let Some(policy) = self.store.get_managed_policy(account_id, name).await? else {
+            return Ok(None);
+        };
+        if policy.arn() != arn {
+            return Ok(None);
+        }
+        Ok(self
+            .store
+            .policy_versions(account_id, &policy.name)
+            .await?
+            .into_iter()
+            .find(|v| v.version == policy.default_version)
+            .map(|v| v.document))
     }
 }

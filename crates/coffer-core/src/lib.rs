@@ -23,6 +23,7 @@ pub mod stages;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use authz::RequestKeys;
 pub use coffer_crypto::SecretBytes;
 pub use coffer_store::{
     AccessKeyRecord, AccessKeyUse, PolicyVersionRecord, PrincipalKind, PrincipalRecord,
@@ -60,6 +61,7 @@ pub struct Coffer<S: Store = SqliteStore> {
     keyring: Keyring,
     clock: Arc<dyn Clock>,
     credentials_epoch: std::sync::atomic::AtomicU64,
+    policy_cache: authz::PolicyCache,
 }
 
 impl Coffer<SqliteStore> {
@@ -83,6 +85,7 @@ impl Coffer<SqliteStore> {
             keyring: Keyring::new(root),
             clock: Arc::new(clock::SystemClock),
             credentials_epoch: std::sync::atomic::AtomicU64::new(0),
+            policy_cache: authz::PolicyCache::default(),
         };
         let account_id = options.account_id.clone();
         // `init` is synchronous so that it can run before any runtime exists and inside one
@@ -119,6 +122,7 @@ impl Coffer<SqliteStore> {
             keyring: Keyring::new(root),
             clock,
             credentials_epoch: std::sync::atomic::AtomicU64::new(0),
+            policy_cache: authz::PolicyCache::default(),
         })
     }
 }
@@ -135,6 +139,7 @@ impl<S: Store> Coffer<S> {
             keyring: Keyring::new(root_key),
             clock,
             credentials_epoch: std::sync::atomic::AtomicU64::new(0),
+            policy_cache: authz::PolicyCache::default(),
         }
     }
 

@@ -11,7 +11,7 @@ use coffer_store::{SecretRecord, SecretWrite, Store, StoreError, ValueKind, Vers
 
 use crate::listing::{self, Filter, SortBy};
 use crate::stages::{self, AWSCURRENT};
-use crate::{Caller, Coffer, CoreError, SecretBytes, ids, keyring::ValueBinding};
+use crate::{Caller, Coffer, CoreError, RequestKeys, SecretBytes, ids, keyring::ValueBinding};
 
 const DAY_MS: i64 = 86_400_000;
 const MAX_VALUE_BYTES: usize = 65_536;
@@ -435,17 +435,22 @@ impl<S: Store> Coffer<S> {
         caller: &Caller,
         secret_id: &str,
         action: &str,
+        keys: RequestKeys,
     ) -> Result<SecretRecord, CoreError> {
-        self.find_authorized(caller, secret_id, action)
+        self.find_authorized(caller, secret_id, action, keys)
             .await?
             .ok_or_else(CoreError::secret_not_found)
     }
 
+    /// Finds the secret and authorizes `action` on it, with the secret's condition keys
+    /// (`secretsmanager:SecretId`, `secretsmanager:ResourceTag/*`, `aws:ResourceTag/*`) and
+    /// the operation's `keys`.
     async fn find_authorized(
         &self,
         caller: &Caller,
         secret_id: &str,
         action: &str,
+        mut keys: RequestKeys,
     ) -> Result<Option<SecretRecord>, CoreError> {
         let found = self.find_secret(caller, secret_id).await?;
         let resource = match &found {
@@ -456,7 +461,14 @@ impl<S: Store> Coffer<S> {
                 caller.region, caller.account_id
             ),
         };
-        self.authorize(caller, action, &resource).await?;
+        keys.push(("secretsmanager:SecretId".into(), vec![resource.clone()]));
+        if let Some(rec) = &found {
+            for (k, v) in &rec.tags {
+                keys.push((format!("secretsmanager:ResourceTag/{k}"), vec![v.clone()]));
+                keys.push((format!("aws:ResourceTag/{k}"), vec![v.clone()]));
+            }
+        }
+        self.authorize_with(caller, action, &resource, keys).await?;
         Ok(found)
     }
 
@@ -465,8 +477,9 @@ impl<S: Store> Coffer<S> {
         caller: &Caller,
         secret_id: &str,
         action: &str,
+        keys: RequestKeys,
     ) -> Result<SecretRecord, CoreError> {
-        let rec = self.require_secret(caller, secret_id, action).await?;
+        let rec = self.require_secret(caller, secret_id, action, keys).await?;
         if rec.deleted_ms.is_some() {
             return Err(CoreError::marked_for_deletion());
         }
@@ -591,7 +604,15 @@ impl<S: Store> Coffer<S> {
             input.name,
             ids::arn_suffix()?
         );
-        self.authorize(caller, "secretsmanager:CreateSecret", &arn)
+        let mut keys: RequestKeys = vec![("secretsmanager:Name".into(), vec![input.name.clone()])];
+        if let Some(d) = &input.description {
+            keys.push(("secretsmanager:Description".into(), vec![d.clone()]));
+        }
+        if let Some(k) = &input.kms_key_id {
+            keys.push(("secretsmanager:KmsKeyId".into(), vec![k.clone()]));
+        }
+        keys.extend(request_tag_keys(&input.tags));
+        self.authorize_with(caller, "secretsmanager:CreateSecret", &arn, keys)
             .await?;
 
         if let Some(existing) = self
@@ -696,7 +717,9 @@ impl<S: Store> Coffer<S> {
         } = new;
         let version_id = require_token(token)?;
         for _ in 0..WRITE_ATTEMPTS {
-            let rec = self.require_live_secret(caller, secret_id, action).await?;
+            let rec = self
+                .require_live_secret(caller, secret_id, action, Vec::new())
+                .await?;
             if let Some(existing) = rec.versions.iter().find(|v| v.version_id == version_id) {
                 if self.same_value(&rec, existing, value).await? {
                     return Ok(WriteOutcome {
@@ -809,7 +832,12 @@ impl<S: Store> Coffer<S> {
         }
         for _ in 0..WRITE_ATTEMPTS {
             let rec = self
-                .require_live_secret(caller, &input.secret_id, "secretsmanager:UpdateSecret")
+                .require_live_secret(
+                    caller,
+                    &input.secret_id,
+                    "secretsmanager:UpdateSecret",
+                    Vec::new(),
+                )
                 .await?;
             let outcome = WriteOutcome {
                 arn: rec.arn.clone(),
@@ -848,6 +876,7 @@ impl<S: Store> Coffer<S> {
                     caller,
                     &input.secret_id,
                     "secretsmanager:UpdateSecretVersionStage",
+                    Vec::new(),
                 )
                 .await?;
             let mut next = rec.clone();
@@ -888,8 +917,13 @@ impl<S: Store> Coffer<S> {
         caller: &Caller,
         secret_id: &str,
     ) -> Result<SecretRecord, CoreError> {
-        self.require_secret(caller, secret_id, "secretsmanager:DescribeSecret")
-            .await
+        self.require_secret(
+            caller,
+            secret_id,
+            "secretsmanager:DescribeSecret",
+            Vec::new(),
+        )
+        .await
     }
 
     pub async fn get_secret_value(
@@ -904,7 +938,12 @@ impl<S: Store> Coffer<S> {
             validate_stage(s)?;
         }
         let rec = self
-            .require_live_secret(caller, &input.secret_id, "secretsmanager:GetSecretValue")
+            .require_live_secret(
+                caller,
+                &input.secret_id,
+                "secretsmanager:GetSecretValue",
+                version_keys(&input),
+            )
             .await?;
         let version = match (&input.version_id, &input.version_stage) {
             (Some(id), stage) => {
@@ -1100,6 +1139,7 @@ impl<S: Store> Coffer<S> {
                 caller,
                 &input.secret_id,
                 "secretsmanager:ListSecretVersionIds",
+                Vec::new(),
             )
             .await?;
         let mut versions: Vec<VersionRecord> = rec
@@ -1146,7 +1186,12 @@ impl<S: Store> Coffer<S> {
         for _ in 0..WRITE_ATTEMPTS {
             let now = self.clock.now_millis();
             let Some(rec) = self
-                .find_authorized(caller, &input.secret_id, "secretsmanager:DeleteSecret")
+                .find_authorized(
+                    caller,
+                    &input.secret_id,
+                    "secretsmanager:DeleteSecret",
+                    Vec::new(),
+                )
                 .await?
             else {
                 // Forcing the deletion of a secret that does not exist is not an error (API
@@ -1205,7 +1250,12 @@ impl<S: Store> Coffer<S> {
     ) -> Result<WriteOutcome, CoreError> {
         for _ in 0..WRITE_ATTEMPTS {
             let rec = self
-                .require_secret(caller, secret_id, "secretsmanager:RestoreSecret")
+                .require_secret(
+                    caller,
+                    secret_id,
+                    "secretsmanager:RestoreSecret",
+                    Vec::new(),
+                )
                 .await?;
             let outcome = WriteOutcome {
                 arn: rec.arn.clone(),
@@ -1237,6 +1287,7 @@ impl<S: Store> Coffer<S> {
             caller,
             secret_id,
             "secretsmanager:TagResource",
+            &request_tag_keys(tags),
             |existing| merge_tags(existing, tags),
         )
         .await
@@ -1255,6 +1306,7 @@ impl<S: Store> Coffer<S> {
             caller,
             secret_id,
             "secretsmanager:UntagResource",
+            &vec![("aws:TagKeys".to_string(), keys.to_vec())],
             |existing| {
                 existing.retain(|(k, _)| !keys.contains(k));
                 Ok(())
@@ -1268,10 +1320,13 @@ impl<S: Store> Coffer<S> {
         caller: &Caller,
         secret_id: &str,
         action: &str,
+        keys: &RequestKeys,
         change: impl Fn(&mut Vec<(String, String)>) -> Result<(), CoreError>,
     ) -> Result<(), CoreError> {
         for _ in 0..WRITE_ATTEMPTS {
-            let rec = self.require_live_secret(caller, secret_id, action).await?;
+            let rec = self
+                .require_live_secret(caller, secret_id, action, keys.clone())
+                .await?;
             let mut next = rec.clone();
             change(&mut next.tags)?;
             next.last_changed_ms = self.clock.now_millis();
@@ -1300,7 +1355,12 @@ impl<S: Store> Coffer<S> {
         secret_id: &str,
     ) -> Result<(String, String), CoreError> {
         let rec = self
-            .require_secret(caller, secret_id, "secretsmanager:GetResourcePolicy")
+            .require_secret(
+                caller,
+                secret_id,
+                "secretsmanager:GetResourcePolicy",
+                Vec::new(),
+            )
             .await?;
         Ok((rec.arn, rec.name))
     }
@@ -1328,6 +1388,31 @@ struct NewVersion<'a> {
     token: Option<String>,
     value: &'a SecretValue,
     stages: &'a [String],
+}
+
+/// `aws:RequestTag/*` and `aws:TagKeys` for the tags a request sets.
+fn request_tag_keys(tags: &[(String, String)]) -> RequestKeys {
+    let mut keys: RequestKeys = tags
+        .iter()
+        .map(|(k, v)| (format!("aws:RequestTag/{k}"), vec![v.clone()]))
+        .collect();
+    keys.push((
+        "aws:TagKeys".into(),
+        tags.iter().map(|(k, _)| k.clone()).collect(),
+    ));
+    keys
+}
+
+/// `secretsmanager:VersionId` and `secretsmanager:VersionStage` of a read.
+fn version_keys(input: &GetSecretValueInput) -> RequestKeys {
+    let mut keys = RequestKeys::new();
+    if let Some(v) = &input.version_id {
+        keys.push(("secretsmanager:VersionId".into(), vec![v.clone()]));
+    }
+    if let Some(v) = &input.version_stage {
+        keys.push(("secretsmanager:VersionStage".into(), vec![v.clone()]));
+    }
+    keys
 }
 
 fn token_in_use(token: &str, arn: &str) -> CoreError {

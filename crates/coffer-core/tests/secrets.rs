@@ -111,11 +111,15 @@ async fn create_get_and_arn_shape() {
         .unwrap(),
         "hunter2"
     );
-    // another account or region does not see it
-    assert!(matches!(
-        get(&f, &o.arn.replace("111122223333", "999999999999")).await,
-        Err(CoreError::NotFound(_))
-    ));
+    // another account's ARN is refused as AWS refuses cross-account access without a
+    // resource policy; another region does not see it
+    let foreign = o.arn.replace("111122223333", "999999999999");
+    assert_eq!(
+        get(&f, &foreign).await.unwrap_err(),
+        CoreError::AccessDenied(format!(
+            "User: arn:aws:iam::111122223333:root is not authorized to perform: secretsmanager:GetSecretValue on resource: {foreign} because no resource-based policy allows the secretsmanager:GetSecretValue action"
+        ))
+    );
     let mut other_region = f.caller.clone();
     other_region.region = "eu-west-1".into();
     let err = f

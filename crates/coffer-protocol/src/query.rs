@@ -172,29 +172,7 @@ impl Xml {
     }
 }
 
-/// ISO 8601 UTC with seconds (`2026-11-23T20:50:00Z`), as IAM writes dates.
-#[must_use]
-pub fn iso8601(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
+pub use coffer_core::clock::iso8601;
 
 /// RFC 3986 encoding, as IAM returns policy documents.
 #[must_use]
@@ -289,9 +267,6 @@ mod tests {
 
     #[test]
     fn dates_and_escaping() {
-        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
-        assert_eq!(iso8601(1_795_465_338_443), "2026-11-23T20:22:18Z");
-        assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00Z");
         assert_eq!(escape("<a & 'b'>"), "&lt;a &amp; &apos;b&apos;&gt;");
         assert_eq!(uri_encode("{\"A\": 1}"), "%7B%22A%22%3A%201%7D");
     }
