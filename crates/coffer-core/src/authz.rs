@@ -10,9 +10,9 @@
 //! "Troubleshoot access denied error messages").
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
-use coffer_policy::{Decision, EvaluationInput, Policy, RequestContext, evaluate};
+use coffer_policy::{DecidedBy, Decision, EvaluationInput, Policy, RequestContext, evaluate};
 use coffer_store::{PrincipalKind, PrincipalRecord, Store};
 
 use crate::clock::iso8601;
@@ -44,6 +44,9 @@ pub(crate) struct UserPolicies {
 #[derive(Default)]
 pub(crate) struct PolicyCache {
     users: RwLock<HashMap<String, Arc<UserPolicies>>>,
+    /// What the root user may do in its own account (everything), as a policy, so that a
+    /// resource policy's explicit deny can be weighed against it.
+    root: OnceLock<Option<Arc<Policy>>>,
 }
 
 fn denied(caller: &Caller, action: &str, resource: &str, why: &str) -> CoreError {
@@ -84,57 +87,96 @@ impl<S: Store> Coffer<S> {
         resource: &str,
         keys: RequestKeys,
     ) -> Result<(), CoreError> {
-        match caller.principal_type {
+        self.decide(caller, action, resource, keys, None).await
+    }
+
+    /// The decision, weighing the caller's identity-based policies and the resource's policy
+    /// (AWS "Policy evaluation logic": explicit deny wins; within an account an allow on
+    /// either side suffices; across accounts both must allow).
+    pub(crate) async fn decide(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+        keys: RequestKeys,
+        resource_policy: Option<&Policy>,
+    ) -> Result<(), CoreError> {
+        let same_account = resource_account(resource, caller) == caller.account_id;
+        let (identity, user) = match caller.principal_type {
             PrincipalType::Root => {
-                // The root user's own account is the only one it can reach without a resource
-                // policy granting it, and those arrive with cross-account access.
-                if resource_account(resource, caller) == caller.account_id {
-                    Ok(())
-                } else {
-                    Err(denied(
-                        caller,
-                        action,
-                        resource,
-                        &format!("because no resource-based policy allows the {action} action"),
-                    ))
+                if resource_policy.is_none() {
+                    return if same_account {
+                        Ok(())
+                    } else {
+                        Err(denied(
+                            caller,
+                            action,
+                            resource,
+                            &format!("because no resource-based policy allows the {action} action"),
+                        ))
+                    };
                 }
+                let root = self.policy_cache.root.get_or_init(|| {
+                    aws_managed_document("arn:aws:iam::aws:policy/AdministratorAccess")
+                        .and_then(|doc| policies::parse(doc, Kind::Identity).ok())
+                        .map(Arc::new)
+                });
+                (root.iter().cloned().collect::<Vec<_>>(), None)
             }
             PrincipalType::IamUser => {
                 let name = caller.user_name().unwrap_or_default();
-                let user = self.user_policies(&caller.account_id, name).await?;
-                let mut ctx = RequestContext::new(
-                    caller.principal_arn.as_str(),
-                    caller.account_id.as_str(),
+                let entry = self.user_policies(&caller.account_id, name).await?;
+                (entry.policies.clone(), entry.user.clone())
+            }
+        };
+        let mut ctx = RequestContext::new(
+            caller.principal_arn.as_str(),
+            caller.account_id.as_str(),
+            action,
+            resource,
+            resource_account(resource, caller),
+        );
+        self.global_keys(&mut ctx, caller, user.as_ref());
+        for (k, v) in keys {
+            ctx.set_key(&k, v);
+        }
+        let input = EvaluationInput {
+            request: &ctx,
+            identity_policies: &identity,
+            resource_policy,
+            session_policies: None,
+        };
+        let evaluation = evaluate(&input);
+        match (evaluation.decision, evaluation.decided_by) {
+            (Decision::Allow, _) => Ok(()),
+            (Decision::ExplicitDeny, DecidedBy::Resource) => Err(denied(
+                caller,
+                action,
+                resource,
+                "with an explicit deny in a resource-based policy",
+            )),
+            (Decision::ExplicitDeny, _) => Err(denied(
+                caller,
+                action,
+                resource,
+                "with an explicit deny in an identity-based policy",
+            )),
+            (Decision::ImplicitDeny, _)
+                if !same_account && caller.principal_type == PrincipalType::Root =>
+            {
+                Err(denied(
+                    caller,
                     action,
                     resource,
-                    resource_account(resource, caller),
-                );
-                self.global_keys(&mut ctx, caller, user.user.as_ref());
-                for (k, v) in keys {
-                    ctx.set_key(&k, v);
-                }
-                let input = EvaluationInput {
-                    request: &ctx,
-                    identity_policies: &user.policies,
-                    resource_policy: None,
-                    session_policies: None,
-                };
-                match evaluate(&input).decision {
-                    Decision::Allow => Ok(()),
-                    Decision::ExplicitDeny => Err(denied(
-                        caller,
-                        action,
-                        resource,
-                        "with an explicit deny in an identity-based policy",
-                    )),
-                    Decision::ImplicitDeny => Err(denied(
-                        caller,
-                        action,
-                        resource,
-                        &format!("because no identity-based policy allows the {action} action"),
-                    )),
-                }
+                    &format!("because no resource-based policy allows the {action} action"),
+                ))
             }
+            (Decision::ImplicitDeny, _) => Err(denied(
+                caller,
+                action,
+                resource,
+                &format!("because no identity-based policy allows the {action} action"),
+            )),
         }
     }
 

@@ -41,6 +41,10 @@ pub enum CoreError {
     /// A policy document is not valid (IAM `MalformedPolicyDocument`).
     #[error("{0}")]
     MalformedPolicy(String),
+    /// A resource policy would grant broad access while `BlockPublicPolicy` is set (Secrets
+    /// Manager `PublicPolicyException`).
+    #[error("{0}")]
+    PublicPolicy(String),
     /// Something failed inside coffer; the message is for the operator's log, the client sees
     /// AWS's generic `InternalServiceError`.
     #[error("internal error: {0}")]

@@ -245,6 +245,7 @@ mod tests {
             last_accessed_ms: None,
             deleted_ms: None,
             deletion_due_ms: None,
+            resource_policy: None,
             versions: vec![],
             revision: 0,
         }

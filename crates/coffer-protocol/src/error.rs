@@ -52,6 +52,7 @@ impl From<CoreError> for ApiError {
             CoreError::AccessDenied(_) => ("AccessDeniedException", 400),
             CoreError::DeleteConflict(_) => ("InvalidRequestException", 400),
             CoreError::MalformedPolicy(_) => ("MalformedPolicyDocumentException", 400),
+            CoreError::PublicPolicy(_) => ("PublicPolicyException", 400),
             CoreError::Internal(_) => ("InternalServiceError", 500),
         };
         let message = match e {
@@ -83,6 +84,7 @@ impl ApiError {
             CoreError::Validation(_) => ("ValidationError", 400),
             CoreError::AccessDenied(_) => ("AccessDenied", 403),
             CoreError::InvalidParameter(_)
+            | CoreError::PublicPolicy(_)
             | CoreError::InvalidRequest(_)
             | CoreError::InvalidNextToken(_)
             | CoreError::DecryptionFailure(_)

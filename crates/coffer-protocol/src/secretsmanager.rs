@@ -391,6 +391,14 @@ struct UntagResourceDto {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
+struct PutPolicyDto {
+    secret_id: Option<String>,
+    resource_policy: Option<String>,
+    block_public_policy: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
 struct RandomPasswordDto {
     password_length: Option<i64>,
     exclude_characters: Option<String>,
@@ -403,16 +411,13 @@ struct RandomPasswordDto {
 }
 
 /// The Secrets Manager operations of the service model that coffer does not serve yet; they
-/// arrive with rotation, resource policies and replication.
+/// arrive with rotation and replication.
 const NOT_YET: &[&str] = &[
     "CancelRotateSecret",
-    "DeleteResourcePolicy",
-    "PutResourcePolicy",
     "RemoveRegionsFromReplication",
     "ReplicateSecretToRegions",
     "RotateSecret",
     "StopReplicationToReplica",
-    "ValidateResourcePolicy",
 ];
 
 /// Runs one operation; `Ok` carries the JSON response body.
@@ -668,13 +673,47 @@ pub(crate) async fn dispatch(
             })
         }
         "GetResourcePolicy" => {
-            // Resource policies cannot be attached yet, so every secret truthfully has none;
-            // tools such as Terraform read this on every refresh.
             let d: SecretIdOnly = parse(body)?;
-            let (arn, name) = coffer
+            let (arn, name, policy) = coffer
                 .resource_policy(caller, &required(d.secret_id, "secretId")?)
                 .await?;
-            to_body(&serde_json::json!({"ARN": arn, "Name": name}))
+            let mut m = serde_json::Map::new();
+            m.insert("ARN".into(), arn.into());
+            m.insert("Name".into(), name.into());
+            if let Some(p) = policy {
+                m.insert("ResourcePolicy".into(), p.into());
+            }
+            to_body(&m)
+        }
+        "PutResourcePolicy" => {
+            let d: PutPolicyDto = parse(body)?;
+            let id = required(d.secret_id, "secretId")?;
+            let policy = required(d.resource_policy, "resourcePolicy")?;
+            let o = coffer
+                .put_resource_policy(caller, &id, &policy, d.block_public_policy.unwrap_or(false))
+                .await?;
+            to_body(&write_outcome(&o, false))
+        }
+        "DeleteResourcePolicy" => {
+            let d: SecretIdOnly = parse(body)?;
+            let o = coffer
+                .delete_resource_policy(caller, &required(d.secret_id, "secretId")?)
+                .await?;
+            to_body(&write_outcome(&o, false))
+        }
+        "ValidateResourcePolicy" => {
+            let d: PutPolicyDto = parse(body)?;
+            let policy = required(d.resource_policy, "resourcePolicy")?;
+            let findings = coffer
+                .validate_resource_policy(caller, d.secret_id.as_deref(), &policy)
+                .await?;
+            let errors: Vec<serde_json::Value> = findings
+                .iter()
+                .map(|(check, message)| serde_json::json!({"CheckName": check, "ErrorMessage": message}))
+                .collect();
+            to_body(
+                &serde_json::json!({"PolicyValidationPassed": findings.is_empty(), "ValidationErrors": errors}),
+            )
         }
         "ListResourcePolicies"
         | "AssociateCrossAccountReplica"

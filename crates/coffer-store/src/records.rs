@@ -62,6 +62,8 @@ pub struct SecretRecord {
     /// When the purge is due, while the secret is scheduled for deletion.
     pub deletion_due_ms: Option<i64>,
     pub versions: Vec<VersionRecord>,
+    /// The resource-based policy attached with `PutResourcePolicy`, as given.
+    pub resource_policy: Option<String>,
     /// Optimistic-concurrency counter, bumped by every write.
     pub revision: i64,
 }

@@ -370,6 +370,8 @@ struct StoredSecret {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     deleted_ms: Option<i64>,
     versions: Vec<StoredVersion>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resource_policy: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -390,6 +392,7 @@ fn encode_record(r: &SecretRecord) -> StoreResult<String> {
         created_ms: r.created_ms,
         last_changed_ms: r.last_changed_ms,
         deleted_ms: r.deleted_ms,
+        resource_policy: r.resource_policy.clone(),
         versions: r
             .versions
             .iter()
@@ -438,6 +441,7 @@ fn decode_secret(conn: &Connection, row: &rusqlite::Row<'_>) -> StoreResult<Secr
         created_ms: stored.created_ms,
         last_changed_ms: stored.last_changed_ms,
         deleted_ms: stored.deleted_ms,
+        resource_policy: stored.resource_policy,
         versions: stored
             .versions
             .into_iter()

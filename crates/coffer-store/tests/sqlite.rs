@@ -19,6 +19,7 @@ fn secret(arn: &str, name: &str, revision: i64) -> SecretRecord {
         last_accessed_ms: None,
         deleted_ms: None,
         deletion_due_ms: None,
+        resource_policy: None,
         versions: vec![VersionRecord {
             version_id: "v1".into(),
             stages: vec!["AWSCURRENT".into()],
