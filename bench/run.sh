@@ -61,7 +61,7 @@ coffer="$target/release/coffer"
 } | tee "$out/machine.txt"
 
 echo "== coffer"
-rm -f "$out/coffer.json" "$out/moto.json"
+rm -f "$out/coffer.json" "$out/coffer-iam-user.json" "$out/moto.json"
 "$coffer" server --dev --listen 127.0.0.1:0 >"$out/coffer.log" 2>&1 &
 coffer_pid=$!
 pids+=("$coffer_pid")
@@ -87,6 +87,36 @@ fi
   --secret-access-key "$(banner AWS_SECRET_ACCESS_KEY)" \
   --region "$(banner AWS_REGION)" \
   "${bench_args[@]}"
+# The same load as an IAM user whose access comes from policies (inline, group and managed,
+# with conditions), so every request is evaluated by the policy engine.
+aws_cli="$root/.venv/bin/aws"
+if [ -x "$aws_cli" ]; then
+  echo "== coffer, as an IAM user with policies in force"
+  iam() {
+    AWS_ACCESS_KEY_ID="$(banner AWS_ACCESS_KEY_ID)" AWS_SECRET_ACCESS_KEY="$(banner AWS_SECRET_ACCESS_KEY)" \
+      AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
+      "$aws_cli" --endpoint-url "$endpoint" --region us-east-1 --output text iam "$@"
+  }
+  iam create-user --user-name bench-user >/dev/null
+  iam put-user-policy --user-name bench-user --policy-name read-bench --policy-document '{
+    "Version": "2012-10-17",
+    "Statement": [
+      {"Sid": "Read", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+       "Resource": "arn:aws:secretsmanager:*:*:secret:bench/*",
+       "Condition": {"IpAddress": {"aws:SourceIp": ["127.0.0.0/8", "::1/128"]}}},
+      {"Sid": "NoDeleted", "Effect": "Deny", "Action": "secretsmanager:*", "Resource": "*",
+       "Condition": {"StringEquals": {"aws:ResourceTag/state": "retired"}}}
+    ]}' >/dev/null
+  iam create-group --group-name bench-readers >/dev/null
+  iam add-user-to-group --group-name bench-readers --user-name bench-user
+  iam attach-group-policy --group-name bench-readers --policy-arn arn:aws:iam::aws:policy/ReadOnlyAccess
+  read -r user_key user_secret < <(iam create-access-key --user-name bench-user --query 'AccessKey.[AccessKeyId,SecretAccessKey]')
+  "$bench" --label coffer-iam-user --json-out "$out/coffer-iam-user.json" \
+    --endpoint "$endpoint" --access-key-id "$user_key" --secret-access-key "$user_secret" \
+    --region "$(banner AWS_REGION)" "${bench_args[@]}"
+else
+  echo "(no .venv/bin/aws: run scripts/setup-python to also measure an IAM user with policies in force)"
+fi
 kill "$coffer_pid"
 wait "$coffer_pid" 2>/dev/null || true
 
@@ -124,7 +154,7 @@ import json, os, sys
 
 out = sys.argv[1]
 runs = {}
-for label in ("coffer", "moto"):
+for label in ("coffer", "coffer-iam-user", "moto"):
     path = os.path.join(out, f"{label}.json")
     if os.path.exists(path):
         with open(path) as f:
@@ -140,9 +170,9 @@ rows = [
     ("errors", "errors", "{:,}"),
 ]
 labels = list(runs)
-print(f"{'GetSecretValue':<14}" + "".join(f"{l:>14}" for l in labels))
+print(f"{'GetSecretValue':<14}" + "".join(f"{l:>17}" for l in labels))
 for name, key, fmt in rows:
-    print(f"{name:<14}" + "".join(f"{fmt.format(runs[l][key]):>14}" for l in labels))
+    print(f"{name:<14}" + "".join(f"{fmt.format(runs[l][key]):>17}" for l in labels))
 
 c = runs.get("coffer")
 m = runs.get("moto")
@@ -157,6 +187,12 @@ if c:
         ratio = c["rps"] / m["rps"]
         print(f"coffer / moto throughput: {ratio:.1f}x")
         checks.append(("throughput >= 30x moto", ratio >= 30))
+    u = runs.get("coffer-iam-user")
+    if u:
+        drop = 1 - u["rps"] / c["rps"]
+        print(f"IAM user with policies vs root: {drop * 100:+.1f}% throughput change" if drop < 0 else f"IAM user with policies vs root: -{drop * 100:.1f}% throughput")
+        checks.append(("policies in force cost < 20% throughput", drop < 0.20))
+        checks.append(("no errors as IAM user", u["errors"] == 0))
     for name, ok in checks:
         print(f"  [{'x' if ok else ' '}] {name}")
 EOF

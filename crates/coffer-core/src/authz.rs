@@ -47,6 +47,23 @@ pub(crate) struct PolicyCache {
     /// What the root user may do in its own account (everything), as a policy, so that a
     /// resource policy's explicit deny can be weighed against it.
     root: OnceLock<Option<Arc<Policy>>>,
+    /// `aws:CurrentTime` of the current second, formatted once per second.
+    current_time: std::sync::Mutex<(i64, Arc<str>)>,
+}
+
+impl PolicyCache {
+    fn current_time(&self, now_ms: i64) -> Arc<str> {
+        let secs = now_ms.div_euclid(1000);
+        match self.current_time.lock() {
+            Ok(mut slot) => {
+                if slot.0 != secs || slot.1.is_empty() {
+                    *slot = (secs, Arc::from(iso8601(now_ms)));
+                }
+                Arc::clone(&slot.1)
+            }
+            Err(_) => Arc::from(iso8601(now_ms)),
+        }
+    }
 }
 
 fn denied(caller: &Caller, action: &str, resource: &str, why: &str) -> CoreError {
@@ -102,7 +119,12 @@ impl<S: Store> Coffer<S> {
         resource_policy: Option<&Policy>,
     ) -> Result<(), CoreError> {
         let same_account = resource_account(resource, caller) == caller.account_id;
-        let (identity, user) = match caller.principal_type {
+        // Borrowed from the caches, not cloned: this runs on every request of an IAM user.
+        let root_identity: Vec<Arc<Policy>>;
+        let user_entry: Arc<UserPolicies>;
+        let (identity, user): (&[Arc<Policy>], Option<&PrincipalRecord>) = match caller
+            .principal_type
+        {
             PrincipalType::Root => {
                 if resource_policy.is_none() {
                     return if same_account {
@@ -121,12 +143,13 @@ impl<S: Store> Coffer<S> {
                         .and_then(|doc| policies::parse(doc, Kind::Identity).ok())
                         .map(Arc::new)
                 });
-                (root.iter().cloned().collect::<Vec<_>>(), None)
+                root_identity = root.iter().cloned().collect();
+                (&root_identity, None)
             }
             PrincipalType::IamUser => {
                 let name = caller.user_name().unwrap_or_default();
-                let entry = self.user_policies(&caller.account_id, name).await?;
-                (entry.policies.clone(), entry.user.clone())
+                user_entry = self.user_policies(&caller.account_id, name).await?;
+                (&user_entry.policies, user_entry.user.as_ref())
             }
         };
         let mut ctx = RequestContext::new(
@@ -136,13 +159,13 @@ impl<S: Store> Coffer<S> {
             resource,
             resource_account(resource, caller),
         );
-        self.global_keys(&mut ctx, caller, user.as_ref());
+        self.global_keys(&mut ctx, caller, user);
         for (k, v) in keys {
             ctx.set_key(&k, v);
         }
         let input = EvaluationInput {
             request: &ctx,
-            identity_policies: &identity,
+            identity_policies: identity,
             resource_policy,
             session_policies: None,
         };
@@ -193,7 +216,7 @@ impl<S: Store> Coffer<S> {
         ctx.set_key("aws:PrincipalAccount", [caller.account_id.as_str()]);
         ctx.set_key("aws:PrincipalType", ["User"]);
         ctx.set_key("aws:SourceIp", [caller.source_ip.to_string()]);
-        ctx.set_key("aws:CurrentTime", [iso8601(now)]);
+        ctx.set_key("aws:CurrentTime", [&*self.policy_cache.current_time(now)]);
         ctx.set_key("aws:EpochTime", [now.div_euclid(1000).to_string()]);
         ctx.set_key("aws:SecureTransport", [caller.secure_transport.to_string()]);
         ctx.set_key("aws:RequestedRegion", [caller.region.as_str()]);
