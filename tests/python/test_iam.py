@@ -587,3 +587,48 @@ def test_resource_policy_grants_within_the_account(iam, sm, coffer, user):
     )
     # within one account, an allow in the resource policy suffices (AWS policy evaluation logic)
     assert me.get_secret_value(SecretId=name)["SecretString"] == "shared"
+
+
+def test_simulate_principal_and_custom_policy(iam, coffer, user):
+    iam.put_user_policy(
+        UserName=user,
+        PolicyName="prod-read",
+        PolicyDocument=_policy(
+            {"Sid": "ProdRead", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "arn:aws:secretsmanager:*:*:secret:prod/*"}
+        ),
+    )
+    arn = f"arn:aws:iam::{coffer.account}:user/team/{user}"
+    prod = f"arn:aws:secretsmanager:us-east-1:{coffer.account}:secret:prod/db-AbCdEf"
+    dev = f"arn:aws:secretsmanager:us-east-1:{coffer.account}:secret:dev/db-AbCdEf"
+    out = iam.simulate_principal_policy(
+        PolicySourceArn=arn, ActionNames=["secretsmanager:GetSecretValue", "secretsmanager:DeleteSecret"], ResourceArns=[prod, dev]
+    )["EvaluationResults"]
+    decisions = {(r["EvalActionName"], r["EvalResourceName"]): r["EvalDecision"] for r in out}
+    assert decisions == {
+        ("secretsmanager:GetSecretValue", prod): "allowed",
+        ("secretsmanager:GetSecretValue", dev): "implicitDeny",
+        ("secretsmanager:DeleteSecret", prod): "implicitDeny",
+        ("secretsmanager:DeleteSecret", dev): "implicitDeny",
+    }
+    allowed = next(r for r in out if r["EvalDecision"] == "allowed")
+    assert allowed["MatchedStatements"][0]["SourcePolicyId"] == "prod-read"
+
+    custom = iam.simulate_custom_policy(
+        PolicyInputList=[
+            _policy(
+                {
+                    "Effect": "Allow",
+                    "Action": "secretsmanager:GetSecretValue",
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {"aws:ResourceTag/env": "prod"}},
+                }
+            )
+        ],
+        ActionNames=["secretsmanager:GetSecretValue"],
+        ContextEntries=[{"ContextKeyName": "aws:ResourceTag/env", "ContextKeyValues": ["prod"], "ContextKeyType": "string"}],
+    )["EvaluationResults"]
+    assert [r["EvalDecision"] for r in custom] == ["allowed"]
+    with raises_aws("MalformedPolicyDocument"):
+        iam.simulate_custom_policy(PolicyInputList=["{not json"], ActionNames=["s3:GetObject"])
+    with raises_aws("NoSuchEntity", status=404):
+        iam.simulate_principal_policy(PolicySourceArn=f"arn:aws:iam::{coffer.account}:user/ghost", ActionNames=["iam:GetUser"])

@@ -4,6 +4,7 @@
 //! script reads (credentials, the dev `export` lines); logs go to standard error.
 
 mod init;
+mod policy;
 mod server;
 
 use std::process::ExitCode;
@@ -41,6 +42,7 @@ struct Cli {
 enum Command {
     Init(init::InitArgs),
     Server(server::ServerArgs),
+    Policy(policy::PolicyArgs),
 }
 
 /// Why the command failed, which decides the exit code.
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Init(args) => init::run(args),
+        Command::Policy(args) => policy::run(args),
         Command::Server(args) => {
             let explicit = matches
                 .subcommand_matches("server")

@@ -247,33 +247,15 @@ impl<S: Store> Coffer<S> {
             .store
             .get_principal(account_id, PrincipalKind::User, user_name)
             .await?;
-        let mut documents: Vec<String> = Vec::new();
-        if let Some(u) = &user {
-            let mut holders = vec![(PrincipalKind::User, u.name.clone())];
-            holders.extend(
-                self.store
-                    .groups_of_user(account_id, &u.name)
-                    .await?
-                    .into_iter()
-                    .map(|g| (PrincipalKind::Group, g.name)),
-            );
-            for (kind, name) in holders {
-                documents.extend(
-                    self.store
-                        .inline_policies(account_id, kind, &name)
-                        .await?
-                        .into_iter()
-                        .map(|(_, d)| d),
-                );
-                for arn in self
-                    .store
-                    .attached_policies(account_id, kind, &name)
-                    .await?
-                {
-                    documents.extend(self.managed_document(account_id, &arn).await?);
-                }
-            }
-        }
+        let documents: Vec<String> = match &user {
+            Some(u) => self
+                .identity_documents(account_id, PrincipalKind::User, &u.name)
+                .await?
+                .into_iter()
+                .map(|(_, d)| d)
+                .collect(),
+            None => Vec::new(),
+        };
         let mut parsed = Vec::with_capacity(documents.len());
         for doc in &documents {
             // Documents are validated when written, so a failure here means a document
@@ -297,6 +279,40 @@ impl<S: Store> Coffer<S> {
             cache.insert(key, Arc::clone(&entry));
         }
         Ok(entry)
+    }
+
+    /// The identity-based policies of a user (with its groups'), group or role, as
+    /// `(source id, document)`: an inline policy's name, or a managed policy's ARN.
+    pub(crate) async fn identity_documents(
+        &self,
+        account_id: &str,
+        kind: PrincipalKind,
+        name: &str,
+    ) -> Result<Vec<(String, String)>, CoreError> {
+        let mut holders = vec![(kind, name.to_string())];
+        if kind == PrincipalKind::User {
+            holders.extend(
+                self.store
+                    .groups_of_user(account_id, name)
+                    .await?
+                    .into_iter()
+                    .map(|g| (PrincipalKind::Group, g.name)),
+            );
+        }
+        let mut documents = Vec::new();
+        for (kind, name) in holders {
+            documents.extend(self.store.inline_policies(account_id, kind, &name).await?);
+            for arn in self
+                .store
+                .attached_policies(account_id, kind, &name)
+                .await?
+            {
+                if let Some(doc) = self.managed_document(account_id, &arn).await? {
+                    documents.push((arn, doc));
+                }
+            }
+        }
+        Ok(documents)
     }
 
     /// The default version's document of a managed policy (AWS managed or this account's).

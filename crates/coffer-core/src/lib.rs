@@ -18,6 +18,7 @@ pub mod listing;
 pub mod password;
 mod policies;
 mod secrets;
+mod simulate;
 pub mod stages;
 
 use std::path::Path;
@@ -36,6 +37,7 @@ pub use iam::{
 };
 pub use identity::{AccessKeyIdentity, Caller, PrincipalType};
 pub use secrets::*;
+pub use simulate::{Simulation, SimulationResult, SimulationSource};
 
 use clock::Clock;
 use keyring::Keyring;

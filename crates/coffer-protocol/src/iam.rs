@@ -4,7 +4,7 @@
 
 use coffer_core::{
     AccessKeyRecord, Caller, Coffer, CoreError, ManagedPolicy, PrincipalKind, PrincipalRecord,
-    RoleInput,
+    RoleInput, Simulation, SimulationSource,
 };
 
 use crate::error::ApiError;
@@ -671,6 +671,49 @@ pub(crate) async fn dispatch(
                                 });
                             }
                         });
+                    });
+                }
+            });
+            x.text("IsTruncated", "false");
+        }
+        "SimulatePrincipalPolicy" | "SimulateCustomPolicy" => {
+            let source = if action == "SimulatePrincipalPolicy" {
+                SimulationSource::Principal(form.required("PolicySourceArn")?.to_string())
+            } else {
+                SimulationSource::Custom
+            };
+            let context = (1..)
+                .map_while(|i| {
+                    let name = form.get(&format!("ContextEntries.member.{i}.ContextKeyName"))?;
+                    Some((
+                        name.to_string(),
+                        form.list(&format!("ContextEntries.member.{i}.ContextKeyValues")),
+                    ))
+                })
+                .collect();
+            let sim = Simulation {
+                source,
+                policies: form.list("PolicyInputList"),
+                actions: form.list("ActionNames"),
+                resources: form.list("ResourceArns"),
+                resource_policy: form.get("ResourcePolicy").map(str::to_string),
+                context,
+            };
+            let results = coffer.simulate(caller, sim).await.map_err(iam)?;
+            x.node("EvaluationResults", |x| {
+                for r in &results {
+                    x.node("member", |x| {
+                        x.text("EvalActionName", &r.action)
+                            .text("EvalResourceName", &r.resource)
+                            .text("EvalDecision", r.decision);
+                        x.node("MatchedStatements", |x| {
+                            for (id, kind) in &r.matched {
+                                x.node("member", |x| {
+                                    x.text("SourcePolicyId", id).text("SourcePolicyType", kind);
+                                });
+                            }
+                        });
+                        x.node("MissingContextValues", |_| {});
                     });
                 }
             });
