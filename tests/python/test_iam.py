@@ -632,3 +632,27 @@ def test_simulate_principal_and_custom_policy(iam, coffer, user):
         iam.simulate_custom_policy(PolicyInputList=["{not json"], ActionNames=["s3:GetObject"])
     with raises_aws("NoSuchEntity", status=404):
         iam.simulate_principal_policy(PolicySourceArn=f"arn:aws:iam::{coffer.account}:user/ghost", ActionNames=["iam:GetUser"])
+
+
+def test_rename_user_and_group_carries_everything(iam, coffer, user):
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps(READ_POLICY))
+    group = "grp-" + uuid.uuid4().hex[:8]
+    iam.create_group(GroupName=group)
+    iam.add_user_to_group(GroupName=group, UserName=user)
+    new = user + "-renamed"
+    iam.update_user(UserName=user, NewUserName=new, NewPath="/moved/")
+    with raises_aws("NoSuchEntity", status=404):
+        iam.get_user(UserName=user)
+    got = iam.get_user(UserName=new)["User"]
+    assert got["Arn"] == f"arn:aws:iam::{coffer.account}:user/moved/{new}"
+    assert iam.list_user_policies(UserName=new)["PolicyNames"] == ["p"]
+    assert [k["AccessKeyId"] for k in iam.list_access_keys(UserName=new)["AccessKeyMetadata"]] == [key["AccessKeyId"]]
+    assert [u["UserName"] for u in iam.get_group(GroupName=group)["Users"]] == [new]
+    new_group = group + "-2"
+    iam.update_group(GroupName=group, NewGroupName=new_group)
+    assert [g["GroupName"] for g in iam.list_groups_for_user(UserName=new)["Groups"]] == [new_group]
+    other = "taken-" + uuid.uuid4().hex[:8]
+    iam.create_user(UserName=other)
+    with raises_aws("EntityAlreadyExists", status=409):
+        iam.update_user(UserName=new, NewUserName=other.upper())

@@ -575,6 +575,74 @@ impl<S: Store> Coffer<S> {
         Ok(())
     }
 
+    /// `UpdateUser` / `UpdateGroup`: a new name and/or path. The principal's id stays, so
+    /// its policies, attachments, memberships and access keys follow it.
+    pub async fn update_principal(
+        &self,
+        caller: &Caller,
+        kind: PrincipalKind,
+        name: &str,
+        new_name: Option<&str>,
+        new_path: Option<&str>,
+    ) -> Result<(), CoreError> {
+        let p = self
+            .existing_principal(
+                caller,
+                &format!("iam:Update{}", kind_title(kind)),
+                kind,
+                name,
+            )
+            .await?;
+        let target = new_name.unwrap_or(&p.name);
+        let path = new_path.unwrap_or(&p.path);
+        let member = if kind == PrincipalKind::User {
+            "newUserName"
+        } else {
+            "newGroupName"
+        };
+        validate_iam_name(
+            member,
+            target,
+            if kind == PrincipalKind::User { 64 } else { 128 },
+        )?;
+        validate_path(path)?;
+        if !target.eq_ignore_ascii_case(&p.name)
+            && self
+                .store
+                .get_principal(&caller.account_id, kind, target)
+                .await?
+                .is_some()
+        {
+            return Err(CoreError::ResourceExists(format!(
+                "{} with name {target} already exists.",
+                kind_title(kind)
+            )));
+        }
+        // The renamed principal must also be allowed under its new name (IAM checks both).
+        self.authorize(
+            caller,
+            &format!("iam:Update{}", kind_title(kind)),
+            &format!(
+                "arn:aws:iam::{}:{}{path}{target}",
+                caller.account_id,
+                kind_word(kind)
+            ),
+        )
+        .await?;
+        self.store
+            .rename_principal(&caller.account_id, kind, &p.name, target, path)
+            .await
+            .map_err(|e| match e {
+                StoreError::AlreadyExists => CoreError::ResourceExists(format!(
+                    "{} with name {target} already exists.",
+                    kind_title(kind)
+                )),
+                other => other.into(),
+            })?;
+        self.credentials_changed();
+        Ok(())
+    }
+
     pub async fn update_role(
         &self,
         caller: &Caller,

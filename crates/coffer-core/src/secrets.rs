@@ -1400,6 +1400,10 @@ impl<S: Store> Coffer<S> {
             caller,
             secret_id,
             "secretsmanager:PutResourcePolicy",
+            vec![(
+                "secretsmanager:BlockPublicPolicy".into(),
+                vec![block_public_policy.to_string()],
+            )],
             Some(policy.to_string()),
         )
         .await
@@ -1414,6 +1418,7 @@ impl<S: Store> Coffer<S> {
             caller,
             secret_id,
             "secretsmanager:DeleteResourcePolicy",
+            Vec::new(),
             None,
         )
         .await
@@ -1424,11 +1429,12 @@ impl<S: Store> Coffer<S> {
         caller: &Caller,
         secret_id: &str,
         action: &str,
+        keys: RequestKeys,
         policy: Option<String>,
     ) -> Result<WriteOutcome, CoreError> {
         for _ in 0..WRITE_ATTEMPTS {
             let rec = self
-                .require_live_secret(caller, secret_id, action, Vec::new())
+                .require_live_secret(caller, secret_id, action, keys.clone())
                 .await?;
             let outcome = WriteOutcome {
                 arn: rec.arn.clone(),

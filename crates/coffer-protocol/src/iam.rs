@@ -719,6 +719,25 @@ pub(crate) async fn dispatch(
             });
             x.text("IsTruncated", "false");
         }
+        "UpdateUser" | "UpdateGroup" => {
+            let (kind, param) = kind_in(action).unwrap_or((PrincipalKind::User, "UserName"));
+            let new_name = if kind == PrincipalKind::User {
+                form.get("NewUserName")
+            } else {
+                form.get("NewGroupName")
+            };
+            coffer
+                .update_principal(
+                    caller,
+                    kind,
+                    form.required(param)?,
+                    new_name,
+                    form.get("NewPath"),
+                )
+                .await
+                .map_err(iam)?;
+            return Ok(None);
+        }
         other => {
             return Err(ApiError::new(
                 "InvalidAction",

@@ -138,6 +138,16 @@ pub trait IdentityStore {
         &self,
         p: PrincipalRecord,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Renames and/or moves a user or group, carrying its policies, attachments, memberships
+    /// and (for a user) access keys along. `AlreadyExists` when the new name is taken.
+    fn rename_principal(
+        &self,
+        account_id: &str,
+        kind: PrincipalKind,
+        name: &str,
+        new_name: &str,
+        new_path: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
     /// Removes the principal with its inline policies, attachments and memberships.
     /// `Ok(false)` when there was no such principal.
     fn delete_principal(
@@ -422,6 +432,53 @@ impl IdentityStore for SqliteStore {
                     name_key(&p.name)
                 ],
             )? == 1)
+        })
+        .await
+    }
+
+    async fn rename_principal(
+        &self,
+        account_id: &str,
+        kind: PrincipalKind,
+        name: &str,
+        new_name: &str,
+        new_path: &str,
+    ) -> StoreResult<()> {
+        let (a, old_key, new_key, new_name, new_path) = (
+            account_id.to_owned(),
+            name_key(name),
+            name_key(new_name),
+            new_name.to_owned(),
+            new_path.to_owned(),
+        );
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let k = kind.as_str();
+            let n = tx.execute(
+                "UPDATE iam_principals SET name_key = ?1, name = ?2, path = ?3 WHERE account_id = ?4 AND kind = ?5 AND name_key = ?6",
+                params![new_key, new_name, new_path, a, k, old_key],
+            )?;
+            if n != 1 {
+                return Ok(());
+            }
+            tx.execute("UPDATE iam_inline_policies SET name_key = ?1 WHERE account_id = ?2 AND kind = ?3 AND name_key = ?4", params![new_key, a, k, old_key])?;
+            tx.execute("UPDATE iam_attachments SET name_key = ?1 WHERE account_id = ?2 AND kind = ?3 AND name_key = ?4", params![new_key, a, k, old_key])?;
+            match kind {
+                PrincipalKind::User => {
+                    tx.execute("UPDATE iam_group_members SET user_key = ?1 WHERE account_id = ?2 AND user_key = ?3", params![new_key, a, old_key])?;
+                    let arn = format!("arn:aws:iam::{a}:user{new_path}{new_name}");
+                    tx.execute(
+                        "UPDATE access_keys SET user_name = ?1, principal_arn = ?2 WHERE account_id = ?3 AND lower(user_name) = ?4",
+                        params![new_name, arn, a, old_key],
+                    )?;
+                }
+                PrincipalKind::Group => {
+                    tx.execute("UPDATE iam_group_members SET group_key = ?1 WHERE account_id = ?2 AND group_key = ?3", params![new_key, a, old_key])?;
+                }
+                PrincipalKind::Role => {}
+            }
+            tx.commit()?;
+            Ok(())
         })
         .await
     }

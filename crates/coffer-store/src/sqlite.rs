@@ -85,7 +85,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
             policy_name TEXT NOT NULL,
             document TEXT NOT NULL,
             PRIMARY KEY (account_id, kind, name_key, policy_name),
-            FOREIGN KEY (account_id, kind, name_key) REFERENCES iam_principals(account_id, kind, name_key) ON DELETE CASCADE
+            FOREIGN KEY (account_id, kind, name_key) REFERENCES iam_principals(account_id, kind, name_key) ON DELETE CASCADE ON UPDATE CASCADE
          );
          CREATE TABLE iam_group_members (
             account_id TEXT NOT NULL,
