@@ -154,6 +154,18 @@ async fn secret_values_never_reach_disk_or_logs() {
     );
 
     let output = server.stop().expect("stop coffer");
+
+    // Secret access keys are stored sealed under the root key (SigV4 needs them back), never
+    // in the clear: the account's root key from `init` must not appear in any file.
+    let access_secret = init.credentials.secret_access_key.as_bytes().to_vec();
+    for file in coffer_e2e::files_under(dir.path()).unwrap() {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            coffer_e2e::find_bytes(&bytes, &access_secret).is_none(),
+            "the secret access key is readable in {}",
+            file.display()
+        );
+    }
     let hits = scan(dir.path(), &output, &canaries);
     assert!(
         hits.is_empty(),
