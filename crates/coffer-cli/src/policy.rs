@@ -8,9 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use coffer_policy::{
-    Decision, EvaluationInput, Policy, PolicyKind, PolicySource, RequestContext, evaluate,
-};
+use coffer_policy::{EvaluationInput, Policy, PolicyKind, PolicySource, RequestContext, evaluate};
 
 use crate::Failure;
 
@@ -190,11 +188,7 @@ fn simulate(s: &SimulateArgs) -> Result<(), Failure> {
                 session_policies: None,
             };
             let evaluation = evaluate(&input);
-            let decision = match evaluation.decision {
-                Decision::Allow => "allowed",
-                Decision::ExplicitDeny => "explicitDeny",
-                Decision::ImplicitDeny => "implicitDeny",
-            };
+            let decision = evaluation.decision.simulator_name();
             let statements: Vec<String> = evaluation
                 .matched
                 .iter()

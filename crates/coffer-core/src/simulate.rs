@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use coffer_policy::{Decision, EvaluationInput, Policy, PolicySource, RequestContext, evaluate};
+use coffer_policy::{EvaluationInput, Policy, PolicySource, RequestContext, evaluate};
 use coffer_store::{PrincipalKind, Store};
 
 use crate::policies::{self, Kind};
@@ -152,11 +152,7 @@ impl<S: Store> Coffer<S> {
                     session_policies: None,
                 };
                 let evaluation = evaluate(&input);
-                let decision = match evaluation.decision {
-                    Decision::Allow => "allowed",
-                    Decision::ExplicitDeny => "explicitDeny",
-                    Decision::ImplicitDeny => "implicitDeny",
-                };
+                let decision = evaluation.decision.simulator_name();
                 let matched = evaluation
                     .matched
                     .iter()

@@ -149,6 +149,18 @@ pub enum Decision {
     ImplicitDeny,
 }
 
+impl Decision {
+    /// IAM's name for the decision in simulator results (`EvalDecision`).
+    #[must_use]
+    pub fn simulator_name(self) -> &'static str {
+        match self {
+            Decision::Allow => "allowed",
+            Decision::ExplicitDeny => "explicitDeny",
+            Decision::ImplicitDeny => "implicitDeny",
+        }
+    }
+}
+
 /// Which kind of policy decided, for AWS's AccessDenied wording: "with an explicit deny in a
 /// resource-based policy", "because no identity-based policy allows the … action", "because no
 /// resource-based policy allows the … action", "because no session policy allows the …
