@@ -656,3 +656,63 @@ def test_rename_user_and_group_carries_everything(iam, coffer, user):
     iam.create_user(UserName=other)
     with raises_aws("EntityAlreadyExists", status=409):
         iam.update_user(UserName=new, NewUserName=other.upper())
+
+
+def test_cli_simulates_a_stored_principal_from_the_data_dir(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import time
+
+    from conftest import coffer_binary
+
+    coffer_bin = str(coffer_binary())
+    data = tmp_path / "data"
+    init = json.loads(subprocess.run([coffer_bin, "init", "--data-dir", str(data), "--format", "json"], check=True, capture_output=True, text=True).stdout)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [coffer_bin, "server", "--data-dir", str(data), "--insecure-http", "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        iam = boto3.session.Session().client(
+            "iam",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            region_name="us-east-1",
+            aws_access_key_id=init["access_key_id"],
+            aws_secret_access_key=init["secret_access_key"],
+        )
+        for _ in range(100):
+            try:
+                iam.list_users()
+                break
+            except Exception:  # the server is still starting
+                time.sleep(0.1)
+        iam.create_user(UserName="alice")
+        iam.put_user_policy(UserName="alice", PolicyName="prod-read", PolicyDocument=_policy(
+            {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "arn:aws:secretsmanager:*:*:secret:prod/*"}
+        ))
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    account = init["account_id"]
+    out = subprocess.run(
+        [
+            coffer_bin, "policy", "simulate", "--data-dir", str(data),
+            "--principal", f"arn:aws:iam::{account}:user/alice",
+            "--action", "secretsmanager:GetSecretValue",
+            "--resource", f"arn:aws:secretsmanager:us-east-1:{account}:secret:prod/db-AbCdEf",
+            "--resource", f"arn:aws:secretsmanager:us-east-1:{account}:secret:dev/db-AbCdEf",
+            "--output", "json",
+        ],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ.get("PATH", "")},
+    )
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert [r["decision"] for r in rows] == ["allowed", "implicitDeny"]
+    assert rows[0]["statements"] == ["prod-read (user)"]

@@ -47,8 +47,17 @@ enum PolicyCommand {
 #[derive(Debug, Args)]
 struct SimulateArgs {
     /// An identity-based policy file (repeat for several).
-    #[arg(long = "policy", value_name = "FILE", required = true)]
+    #[arg(
+        long = "policy",
+        value_name = "FILE",
+        required_unless_present = "data_dir"
+    )]
     policies: Vec<PathBuf>,
+    /// Simulate the stored policies of `--principal` (a user with its groups', a group or a
+    /// role) from this data directory. The server must be stopped (it holds the database);
+    /// against a running server use `aws iam simulate-principal-policy`.
+    #[arg(long, value_name = "DIR", requires = "principal")]
+    data_dir: Option<PathBuf>,
     /// A resource-based policy file of the resource.
     #[arg(long, value_name = "FILE")]
     resource_policy: Option<PathBuf>,
@@ -120,19 +129,16 @@ pub fn run(args: PolicyArgs) -> Result<(), Failure> {
     }
 }
 
-fn simulate(s: &SimulateArgs) -> Result<(), Failure> {
-    let identity = s
-        .policies
-        .iter()
-        .map(|p| parse(p, PolicyKind::Identity).map(std::sync::Arc::new))
-        .collect::<Result<Vec<_>, _>>()?;
-    let resource_policy = s
-        .resource_policy
-        .as_ref()
-        .map(|p| parse(p, PolicyKind::Resource))
-        .transpose()?;
+struct Row {
+    action: String,
+    resource: String,
+    decision: &'static str,
+    statements: Vec<String>,
+}
+
+fn parse_context(entries: &[String]) -> Result<Vec<(String, Vec<String>)>, Failure> {
     let mut context: Vec<(String, Vec<String>)> = Vec::new();
-    for entry in &s.context {
+    for entry in entries {
         let (k, v) = entry.split_once('=').ok_or_else(|| {
             crate::usage(
                 "policy",
@@ -147,6 +153,122 @@ fn simulate(s: &SimulateArgs) -> Result<(), Failure> {
             None => context.push((k.to_string(), vec![v.to_string()])),
         }
     }
+    Ok(context)
+}
+
+/// The stored principal's policies (and any `--policy` files), through the server's simulator.
+fn stored_rows(
+    s: &SimulateArgs,
+    dir: &std::path::Path,
+    context: Vec<(String, Vec<String>)>,
+) -> Result<Vec<Row>, Failure> {
+    let principal = s.principal.clone().unwrap_or_default();
+    let account = principal
+        .split(':')
+        .nth(4)
+        .filter(|a| a.len() == 12)
+        .ok_or_else(|| {
+            crate::usage(
+                "policy",
+                format!("--principal must be a user, group or role ARN, got {principal:?}"),
+            )
+        })?
+        .to_string();
+    let extra = s
+        .policies
+        .iter()
+        .map(read)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let resource_policy = s.resource_policy.as_ref().map(read).transpose()?;
+    let coffer =
+        coffer_core::Coffer::open(dir, std::sync::Arc::new(coffer_core::clock::SystemClock))
+            .map_err(|e| Failure::Failed(anyhow::anyhow!("{e}")))?;
+    // The simulation runs as the account's root user, who may simulate anything in it.
+    let caller = coffer_core::Caller {
+        principal_arn: format!("arn:aws:iam::{account}:root"),
+        account_id: account,
+        principal_type: coffer_core::PrincipalType::Root,
+        access_key_id: "coffer-policy-simulate".into(),
+        region: "us-east-1".into(),
+        source_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        secure_transport: false,
+    };
+    let simulation = coffer_core::Simulation {
+        source: coffer_core::SimulationSource::Principal(principal),
+        policies: extra,
+        actions: s.actions.clone(),
+        resources: s.resources.clone(),
+        resource_policy,
+        context,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)?;
+    let results = runtime
+        .block_on(coffer.simulate(&caller, simulation))
+        .map_err(|e| Failure::Failed(anyhow::anyhow!("{e}")))?;
+    Ok(results
+        .into_iter()
+        .map(|r| Row {
+            statements: r
+                .matched
+                .iter()
+                .map(|(id, kind)| format!("{id} ({kind})"))
+                .collect(),
+            action: r.action,
+            resource: r.resource,
+            decision: r.decision,
+        })
+        .collect())
+}
+
+fn simulate(s: &SimulateArgs) -> Result<(), Failure> {
+    let context = parse_context(&s.context)?;
+    let rows = match &s.data_dir {
+        Some(dir) => stored_rows(s, dir, context)?,
+        None => file_rows(s, &context)?,
+    };
+    print_rows(&rows, s.output)
+}
+
+fn print_rows(rows: &[Row], output: Output) -> Result<(), Failure> {
+    if output == Output::Json {
+        let json: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| serde_json::json!({"action": r.action, "resource": r.resource, "decision": r.decision, "statements": r.statements}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json).map_err(anyhow::Error::from)?
+        );
+    } else {
+        for r in rows {
+            let why = if r.statements.is_empty() {
+                "no statement matched".to_string()
+            } else {
+                r.statements.join("; ")
+            };
+            println!(
+                "{:<13} {}  {}\n              {why}",
+                r.decision, r.action, r.resource
+            );
+        }
+    }
+    Ok(())
+}
+
+fn file_rows(s: &SimulateArgs, context: &[(String, Vec<String>)]) -> Result<Vec<Row>, Failure> {
+    let identity = s
+        .policies
+        .iter()
+        .map(|p| parse(p, PolicyKind::Identity).map(std::sync::Arc::new))
+        .collect::<Result<Vec<_>, _>>()?;
+    let resource_policy = s
+        .resource_policy
+        .as_ref()
+        .map(|p| parse(p, PolicyKind::Resource))
+        .transpose()?;
     let resources = if s.resources.is_empty() {
         vec!["*".to_string()]
     } else {
@@ -178,7 +300,7 @@ fn simulate(s: &SimulateArgs) -> Result<(), Failure> {
             );
             ctx.set_key("aws:PrincipalArn", [principal.as_str()]);
             ctx.set_key("aws:PrincipalAccount", [account.as_str()]);
-            for (k, v) in &context {
+            for (k, v) in context {
                 ctx.set_key(k, v.iter().cloned());
             }
             let input = EvaluationInput {
@@ -211,27 +333,13 @@ fn simulate(s: &SimulateArgs) -> Result<(), Failure> {
                     format!("{which} in {file} ({:?})", m.effect)
                 })
                 .collect();
-            rows.push((action.clone(), resource.clone(), decision, statements));
+            rows.push(Row {
+                action: action.clone(),
+                resource: resource.clone(),
+                decision,
+                statements,
+            });
         }
     }
-    if s.output == Output::Json {
-        let json: Vec<serde_json::Value> = rows
-            .iter()
-            .map(|(a, r, d, st)| serde_json::json!({"action": a, "resource": r, "decision": d, "statements": st}))
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json).map_err(anyhow::Error::from)?
-        );
-    } else {
-        for (a, r, d, st) in &rows {
-            let why = if st.is_empty() {
-                "no statement matched".to_string()
-            } else {
-                st.join("; ")
-            };
-            println!("{d:<13} {a}  {r}\n              {why}");
-        }
-    }
-    Ok(())
+    Ok(rows)
 }
