@@ -716,3 +716,22 @@ def test_cli_simulates_a_stored_principal_from_the_data_dir(tmp_path):
     rows = json.loads(out.stdout)
     assert [r["decision"] for r in rows] == ["allowed", "implicitDeny"]
     assert rows[0]["statements"] == ["prod-read (user)"]
+
+
+def test_list_resource_policies(sm, raw, coffer):
+    # ListResourcePolicies is newer than the pinned botocore, so it is sent raw.
+    name = unique_name("lrp")
+    sm.create_secret(Name=name, SecretString="v")
+    resp = raw.call("ListResourcePolicies", {"SecretId": name})
+    assert resp.status == 200, resp.body
+    assert json.loads(resp.body) == {"ResourcePolicies": []}
+    sm.put_resource_policy(
+        SecretId=name,
+        ResourcePolicy=_policy(
+            {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{coffer.account}:root"}, "Action": "secretsmanager:*", "Resource": "*"}
+        ),
+    )
+    resp = raw.call("ListResourcePolicies", {"SecretId": name})
+    assert json.loads(resp.body) == {"ResourcePolicies": [{"PolicyName": "default"}]}
+    resp = raw.call("ListResourcePolicies", {"SecretId": "no-such-" + uuid.uuid4().hex})
+    assert resp.status == 400 and json.loads(resp.body)["__type"] == "ResourceNotFoundException"

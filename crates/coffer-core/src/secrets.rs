@@ -1372,6 +1372,28 @@ impl<S: Store> Coffer<S> {
         Ok((rec.arn, rec.name, rec.resource_policy))
     }
 
+    /// `ListResourcePolicies`: the names of the secret's policies. A secret has at most the
+    /// one policy `PutResourcePolicy` sets, which AWS names `default`.
+    pub async fn list_resource_policies(
+        &self,
+        caller: &Caller,
+        secret_id: &str,
+    ) -> Result<Vec<String>, CoreError> {
+        let rec = self
+            .require_secret(
+                caller,
+                secret_id,
+                "secretsmanager:ListResourcePolicies",
+                Vec::new(),
+            )
+            .await?;
+        Ok(rec
+            .resource_policy
+            .map(|_| "default".to_string())
+            .into_iter()
+            .collect())
+    }
+
     /// `PutResourcePolicy`: attaches a resource-based policy; with `block_public_policy`,
     /// refuses one that grants access beyond the account.
     pub async fn put_resource_policy(

@@ -715,9 +715,20 @@ pub(crate) async fn dispatch(
                 &serde_json::json!({"PolicyValidationPassed": findings.is_empty(), "ValidationErrors": errors}),
             )
         }
-        "ListResourcePolicies"
-        | "AssociateCrossAccountReplica"
-        | "DisassociateCrossAccountReplica" => Err(not_yet(operation)),
+        "ListResourcePolicies" => {
+            let d: SecretIdOnly = parse(body)?;
+            let names = coffer
+                .list_resource_policies(caller, &required(d.secret_id, "secretId")?)
+                .await?;
+            let policies: Vec<serde_json::Value> = names
+                .into_iter()
+                .map(|n| serde_json::json!({"PolicyName": n}))
+                .collect();
+            to_body(&serde_json::json!({"ResourcePolicies": policies}))
+        }
+        "AssociateCrossAccountReplica" | "DisassociateCrossAccountReplica" => {
+            Err(not_yet(operation))
+        }
         op if NOT_YET.contains(&op) => Err(not_yet(op)),
         other => Err(ApiError::new(
             "UnknownOperationException",
