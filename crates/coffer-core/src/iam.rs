@@ -6,6 +6,11 @@
 
 use std::sync::atomic::Ordering;
 
+// IAM's policy size quotas are the policy language's figures.
+use coffer_policy::{
+    GROUP_INLINE_POLICY_MAX, ROLE_INLINE_POLICY_MAX, SizeQuota, USER_INLINE_POLICY_MAX,
+};
+
 use coffer_store::{
     AccessKeyRecord, AccessKeyUse, ManagedPolicyRecord, PolicyVersionRecord, PrincipalKind,
     PrincipalRecord, Store, StoreError,
@@ -17,12 +22,6 @@ use crate::{Caller, Coffer, CoreError, SecretBytes, ids};
 pub const MAX_ACCESS_KEYS_PER_USER: usize = 2;
 /// At most five versions of a managed policy (IAM quotas).
 pub const MAX_POLICY_VERSIONS: usize = 5;
-/// IAM quotas on the non-whitespace characters of all inline policies of one principal, and
-/// of one managed policy version.
-pub const USER_INLINE_POLICY_QUOTA: usize = 2_048;
-pub const GROUP_INLINE_POLICY_QUOTA: usize = 5_120;
-pub const ROLE_INLINE_POLICY_QUOTA: usize = 10_240;
-pub const MANAGED_POLICY_QUOTA: usize = 6_144;
 
 /// A new access key with its secret, returned once.
 #[derive(Debug)]
@@ -204,9 +203,9 @@ fn policy_size(document: &str) -> usize {
 
 fn inline_quota(kind: PrincipalKind) -> usize {
     match kind {
-        PrincipalKind::User => USER_INLINE_POLICY_QUOTA,
-        PrincipalKind::Group => GROUP_INLINE_POLICY_QUOTA,
-        PrincipalKind::Role => ROLE_INLINE_POLICY_QUOTA,
+        PrincipalKind::User => USER_INLINE_POLICY_MAX,
+        PrincipalKind::Group => GROUP_INLINE_POLICY_MAX,
+        PrincipalKind::Role => ROLE_INLINE_POLICY_MAX,
     }
 }
 
@@ -1209,11 +1208,8 @@ impl<S: Store> Coffer<S> {
         let arn = format!("arn:aws:iam::{}:policy{path}{name}", caller.account_id);
         self.authorize(caller, "iam:CreatePolicy", &arn).await?;
         crate::policies::validate(document, crate::policies::Kind::Identity)?;
-        if policy_size(document) > MANAGED_POLICY_QUOTA {
-            return Err(CoreError::LimitExceeded(format!(
-                "Cannot exceed quota for PolicySize: {MANAGED_POLICY_QUOTA}"
-            )));
-        }
+        coffer_policy::check_size(document, SizeQuota::Managed)
+            .map_err(|e| crate::policies::to_core(&e))?;
         let now = self.clock.now_millis();
         let rec = ManagedPolicyRecord {
             account_id: caller.account_id.clone(),
@@ -1323,11 +1319,8 @@ impl<S: Store> Coffer<S> {
             .local_policy(caller, "iam:CreatePolicyVersion", arn)
             .await?;
         crate::policies::validate(document, crate::policies::Kind::Identity)?;
-        if policy_size(document) > MANAGED_POLICY_QUOTA {
-            return Err(CoreError::LimitExceeded(format!(
-                "Cannot exceed quota for PolicySize: {MANAGED_POLICY_QUOTA}"
-            )));
-        }
+        coffer_policy::check_size(document, SizeQuota::Managed)
+            .map_err(|e| crate::policies::to_core(&e))?;
         let versions = self
             .store
             .policy_versions(&caller.account_id, &rec.name)

@@ -461,18 +461,22 @@ impl<S: Store> Coffer<S> {
                 caller.region, caller.account_id
             ),
         };
-        keys.push(("secretsmanager:SecretId".into(), vec![resource.clone()]));
-        if let Some(rec) = &found {
-            for (k, v) in &rec.tags {
-                keys.push((format!("secretsmanager:ResourceTag/{k}"), vec![v.clone()]));
-                keys.push((format!("aws:ResourceTag/{k}"), vec![v.clone()]));
-            }
-        }
         let policy = match found.as_ref().and_then(|r| r.resource_policy.as_deref()) {
             // Stored policies were validated on write; one that no longer parses grants nothing.
             Some(text) => crate::policies::parse(text, crate::policies::Kind::Resource).ok(),
             None => None,
         };
+        // The root user without a resource policy is decided without evaluation, so the
+        // condition keys are only built when a policy will read them (GetSecretValue's hot path).
+        if caller.principal_type != crate::PrincipalType::Root || policy.is_some() {
+            keys.push(("secretsmanager:SecretId".into(), vec![resource.clone()]));
+            if let Some(rec) = &found {
+                for (k, v) in &rec.tags {
+                    keys.push((format!("secretsmanager:ResourceTag/{k}"), vec![v.clone()]));
+                    keys.push((format!("aws:ResourceTag/{k}"), vec![v.clone()]));
+                }
+            }
+        }
         self.decide(caller, action, &resource, keys, policy.as_ref())
             .await?;
         Ok(found)

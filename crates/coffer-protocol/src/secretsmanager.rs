@@ -741,7 +741,7 @@ fn not_yet(op: &str) -> ApiError {
     ApiError::new(
         "InvalidRequestException",
         format!(
-            "coffer does not support {op} yet: rotation, resource policies and replication are not available in this version."
+            "coffer does not support {op} yet: rotation and replication are not available in this version."
         ),
     )
 }
