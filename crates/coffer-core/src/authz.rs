@@ -47,21 +47,24 @@ pub(crate) struct PolicyCache {
     /// What the root user may do in its own account (everything), as a policy, so that a
     /// resource policy's explicit deny can be weighed against it.
     root: OnceLock<Option<Arc<Policy>>>,
-    /// `aws:CurrentTime` of the current second, formatted once per second.
-    current_time: std::sync::Mutex<(i64, Arc<str>)>,
+    /// `aws:CurrentTime` and `aws:EpochTime` of the current second, formatted once a second.
+    current_time: std::sync::Mutex<(i64, Arc<str>, Arc<str>)>,
 }
 
 impl PolicyCache {
-    fn current_time(&self, now_ms: i64) -> Arc<str> {
+    /// `(aws:CurrentTime, aws:EpochTime)` for `now_ms`.
+    fn current_time(&self, now_ms: i64) -> (Arc<str>, Arc<str>) {
         let secs = now_ms.div_euclid(1000);
+        let fresh = || (Arc::from(iso8601(now_ms)), Arc::from(secs.to_string()));
         match self.current_time.lock() {
             Ok(mut slot) => {
                 if slot.0 != secs || slot.1.is_empty() {
-                    *slot = (secs, Arc::from(iso8601(now_ms)));
+                    let (iso, epoch) = fresh();
+                    *slot = (secs, iso, epoch);
                 }
-                Arc::clone(&slot.1)
+                (Arc::clone(&slot.1), Arc::clone(&slot.2))
             }
-            Err(_) => Arc::from(iso8601(now_ms)),
+            Err(_) => fresh(),
         }
     }
 }
@@ -148,7 +151,7 @@ impl<S: Store> Coffer<S> {
             }
             PrincipalType::IamUser => {
                 let name = caller.user_name().unwrap_or_default();
-                user_entry = self.user_policies(&caller.account_id, name).await?;
+                user_entry = self.user_policies(caller, name).await?;
                 (&user_entry.policies, user_entry.user.as_ref())
             }
         };
@@ -216,8 +219,9 @@ impl<S: Store> Coffer<S> {
         ctx.set_key("aws:PrincipalAccount", [caller.account_id.as_str()]);
         ctx.set_key("aws:PrincipalType", ["User"]);
         ctx.set_key("aws:SourceIp", [caller.source_ip.to_string()]);
-        ctx.set_key("aws:CurrentTime", [&*self.policy_cache.current_time(now)]);
-        ctx.set_key("aws:EpochTime", [now.div_euclid(1000).to_string()]);
+        let (iso, epoch) = self.policy_cache.current_time(now);
+        ctx.set_key("aws:CurrentTime", [&*iso]);
+        ctx.set_key("aws:EpochTime", [&*epoch]);
         ctx.set_key("aws:SecureTransport", [caller.secure_transport.to_string()]);
         ctx.set_key("aws:RequestedRegion", [caller.region.as_str()]);
         if let Some(u) = user {
@@ -229,16 +233,17 @@ impl<S: Store> Coffer<S> {
         }
     }
 
-    /// The user's identity-based policies, parsed; cached per credentials epoch.
+    /// The calling user's identity-based policies, parsed; cached per credentials epoch and
+    /// keyed by the caller's ARN, so a hit costs no allocation.
     async fn user_policies(
         &self,
-        account_id: &str,
+        caller: &Caller,
         user_name: &str,
     ) -> Result<Arc<UserPolicies>, CoreError> {
+        let account_id = caller.account_id.as_str();
         let epoch = self.credentials_epoch();
-        let key = format!("{account_id}\u{0}{}", user_name.to_lowercase());
         if let Ok(cache) = self.policy_cache.users.read()
-            && let Some(hit) = cache.get(&key)
+            && let Some(hit) = cache.get(caller.principal_arn.as_str())
             && hit.epoch == epoch
         {
             return Ok(Arc::clone(hit));
@@ -276,7 +281,7 @@ impl<S: Store> Coffer<S> {
             if cache.len() > 10_000 {
                 cache.clear();
             }
-            cache.insert(key, Arc::clone(&entry));
+            cache.insert(caller.principal_arn.clone(), Arc::clone(&entry));
         }
         Ok(entry)
     }
