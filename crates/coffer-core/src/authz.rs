@@ -12,7 +12,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
-use coffer_policy::{DecidedBy, Decision, EvaluationInput, Policy, RequestContext, evaluate};
+use coffer_policy::{
+    DecidedBy, Decision, Effect, EvaluationInput, Policy, PolicySource, RequestContext, evaluate,
+};
 use coffer_store::{PrincipalKind, PrincipalRecord, Store};
 
 use crate::clock::iso8601;
@@ -121,6 +123,36 @@ impl<S: Store> Coffer<S> {
         keys: RequestKeys,
         resource_policy: Option<&Policy>,
     ) -> Result<(), CoreError> {
+        self.decide_gated(caller, action, resource, keys, resource_policy, false)
+            .await
+    }
+
+    /// The decision for a KMS key: its key policy is the resource policy, and it gates the
+    /// identity side. "Unless the key policy explicitly allows it, you cannot use IAM
+    /// policies to allow access to a KMS key" (KMS developer guide, "Key policies"): an
+    /// identity-based allow counts only when some key policy statement allows the request
+    /// for the account (delegation) or for the principal itself.
+    pub(crate) async fn decide_key(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+        keys: RequestKeys,
+        key_policy: &Policy,
+    ) -> Result<(), CoreError> {
+        self.decide_gated(caller, action, resource, keys, Some(key_policy), true)
+            .await
+    }
+
+    async fn decide_gated(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+        keys: RequestKeys,
+        resource_policy: Option<&Policy>,
+        gated: bool,
+    ) -> Result<(), CoreError> {
         let same_account = resource_account(resource, caller) == caller.account_id;
         // Borrowed from the caches, not cloned: this runs on every request of an IAM user.
         let root_identity: Vec<Arc<Policy>>;
@@ -173,7 +205,19 @@ impl<S: Store> Coffer<S> {
             session_policies: None,
         };
         let evaluation = evaluate(&input);
+        let resource_allows = || {
+            evaluation
+                .matched
+                .iter()
+                .any(|m| m.source == PolicySource::Resource && m.effect == Effect::Allow)
+        };
         match (evaluation.decision, evaluation.decided_by) {
+            (Decision::Allow, _) if gated && !resource_allows() => Err(denied(
+                caller,
+                action,
+                resource,
+                &format!("because no resource-based policy allows the {action} action"),
+            )),
             (Decision::Allow, _) => Ok(()),
             (Decision::ExplicitDeny, DecidedBy::Resource) => Err(denied(
                 caller,

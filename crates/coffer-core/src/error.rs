@@ -45,13 +45,69 @@ pub enum CoreError {
     /// Manager `PublicPolicyException`).
     #[error("{0}")]
     PublicPolicy(String),
+    /// A KMS error, with KMS's own exception name (the KMS model has codes of its own).
+    #[error("{message}")]
+    Kms { code: KmsCode, message: String },
     /// Something failed inside coffer; the message is for the operator's log, the client sees
     /// AWS's generic `InternalServiceError`.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
+/// KMS's exception names (`kms/2014-11-01/service-2.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KmsCode {
+    NotFound,
+    Disabled,
+    InvalidState,
+    InvalidCiphertext,
+    IncorrectKey,
+    AlreadyExists,
+    InvalidAliasName,
+    NotAuthorized,
+    Unsupported,
+    InvalidMarker,
+    Tag,
+    InvalidKeyUsage,
+    Conflict,
+    DryRun,
+    CustomKeyStoreNotFound,
+    InvalidArn,
+}
+
+impl KmsCode {
+    /// The exception name on the wire.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotFound => "NotFoundException",
+            Self::Disabled => "DisabledException",
+            Self::InvalidState => "KMSInvalidStateException",
+            Self::InvalidCiphertext => "InvalidCiphertextException",
+            Self::IncorrectKey => "IncorrectKeyException",
+            Self::AlreadyExists => "AlreadyExistsException",
+            Self::InvalidAliasName => "InvalidAliasNameException",
+            Self::NotAuthorized => "NotAuthorizedException",
+            Self::Unsupported => "UnsupportedOperationException",
+            Self::InvalidMarker => "InvalidMarkerException",
+            Self::Tag => "TagException",
+            Self::InvalidKeyUsage => "InvalidKeyUsageException",
+            Self::Conflict => "ConflictException",
+            Self::DryRun => "DryRunOperationException",
+            Self::CustomKeyStoreNotFound => "CustomKeyStoreNotFoundException",
+            Self::InvalidArn => "InvalidArnException",
+        }
+    }
+}
+
 impl CoreError {
+    pub(crate) fn kms(code: KmsCode, message: impl Into<String>) -> Self {
+        CoreError::Kms {
+            code,
+            message: message.into(),
+        }
+    }
+
     /// AWS's message for a secret that cannot be found by id.
     pub(crate) fn secret_not_found() -> Self {
         CoreError::NotFound("Secrets Manager can't find the specified secret.".into())

@@ -1,7 +1,9 @@
 //! The key hierarchy in memory: the root key, and account keys unwrapped on first use.
 //!
-//! root key (file, never in the store) → account key (stored wrapped by the root key) →
-//! data key per secret version (stored wrapped by the account key) → the value.
+//! root key (never in the store) → KMS key material (stored sealed by the root key) → data
+//! key per secret version (stored as a KMS ciphertext) → the value. Values written before
+//! the key service existed have their data key wrapped by the account key (stored wrapped by
+//! the root key); they still open.
 //! Every wrap and seal carries associated data naming the row it belongs to, so ciphertext
 //! copied to another row, account or version fails to open.
 
@@ -47,6 +49,15 @@ impl ValueBinding<'_> {
 
 fn account_key_aad(account_id: &str) -> Vec<u8> {
     [b"coffer/account-key/v1".as_slice(), account_id.as_bytes()].join(&0u8)
+}
+
+fn key_material_aad(key_arn: &str, material_id: &str) -> Vec<u8> {
+    [
+        b"coffer/kms-key-material/v1".as_slice(),
+        key_arn.as_bytes(),
+        material_id.as_bytes(),
+    ]
+    .join(&0u8)
 }
 
 pub(crate) fn access_key_aad(access_key_id: &str) -> Vec<u8> {
@@ -99,23 +110,27 @@ impl Keyring {
         Ok(key)
     }
 
-    /// Seals a value under a fresh data key, wrapped by the account key.
-    pub fn seal_value(
+    /// Seals a value under a data key whose wrapping is the key service's business.
+    pub fn seal_with_data_key(
         &self,
-        account_key: &SymmetricKey,
+        data_key: &SymmetricKey,
         binding: &ValueBinding<'_>,
         plaintext: &[u8],
-    ) -> Result<SealedValue, CoreError> {
-        let aad = binding.aad();
-        let data_key = SymmetricKey::generate()?;
-        let sealed = data_key
-            .seal("data-key", plaintext, &aad)
-            .map_err(|_| CoreError::EncryptionFailure("Secrets Manager can't encrypt the protected secret text using the provided KMS key.".into()))?;
-        let wrapped_key =
-            account_key.wrap(&format!("account/{}", binding.account_id), &data_key, &aad)?;
-        Ok(SealedValue {
-            wrapped_key,
-            sealed,
+    ) -> Result<Vec<u8>, CoreError> {
+        data_key
+            .seal("data-key", plaintext, &binding.aad())
+            .map_err(|_| CoreError::EncryptionFailure("Secrets Manager can't encrypt the protected secret text using the provided KMS key.".into()))
+    }
+
+    /// Opens a value sealed by [`Keyring::seal_with_data_key`] with the same binding.
+    pub fn open_with_data_key(
+        &self,
+        data_key: &SymmetricKey,
+        binding: &ValueBinding<'_>,
+        sealed: &[u8],
+    ) -> Result<SecretBytes, CoreError> {
+        data_key.open(sealed, &binding.aad()).map_err(|_| {
+            CoreError::DecryptionFailure("Secrets Manager can't decrypt the protected secret text using the provided KMS key.".into())
         })
     }
 
@@ -134,6 +149,34 @@ impl Keyring {
             .unwrap_key(&value.wrapped_key, &aad)
             .map_err(|_| failure())?;
         data_key.open(&value.sealed, &aad).map_err(|_| failure())
+    }
+
+    /// Seals a KMS key's material under the root key, bound to the key and material ids.
+    pub fn seal_key_material(
+        &self,
+        key_arn: &str,
+        material_id: &str,
+        material: &SymmetricKey,
+    ) -> Result<Vec<u8>, CoreError> {
+        Ok(self
+            .root
+            .wrap("root", material, &key_material_aad(key_arn, material_id))?)
+    }
+
+    /// Opens material sealed by [`Keyring::seal_key_material`].
+    pub fn open_key_material(
+        &self,
+        key_arn: &str,
+        material_id: &str,
+        sealed: &[u8],
+    ) -> Result<SymmetricKey, CoreError> {
+        self.root
+            .unwrap_key(sealed, &key_material_aad(key_arn, material_id))
+            .map_err(|_| {
+                CoreError::Internal(format!(
+                    "material {material_id} of {key_arn} cannot be opened with this root key"
+                ))
+            })
     }
 
     pub fn seal_access_secret(

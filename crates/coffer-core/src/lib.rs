@@ -14,6 +14,7 @@ mod iam;
 mod identity;
 pub mod ids;
 mod keyring;
+pub mod kms;
 pub mod listing;
 pub mod password;
 mod policies;
@@ -27,10 +28,11 @@ use std::sync::Arc;
 pub use authz::RequestKeys;
 pub use coffer_crypto::SecretBytes;
 pub use coffer_store::{
-    AccessKeyRecord, AccessKeyUse, PolicyVersionRecord, PrincipalKind, PrincipalRecord,
-    SecretRecord, SqliteStore, Store, ValueKind, VersionRecord,
+    AccessKeyRecord, AccessKeyUse, AliasRecord, KeyManager, KeyState, KmsKeyRecord,
+    PolicyVersionRecord, PrincipalKind, PrincipalRecord, SecretRecord, SqliteStore, Store,
+    ValueKind, VersionRecord,
 };
-pub use error::CoreError;
+pub use error::{CoreError, KmsCode};
 pub use iam::{
     AWS_MANAGED_POLICIES, AuthorizationDetails, ManagedPolicy, NewAccessKey, PrincipalDetail,
     RoleInput, aws_managed_document,
@@ -64,6 +66,7 @@ pub struct Coffer<S: Store = SqliteStore> {
     clock: Arc<dyn Clock>,
     credentials_epoch: std::sync::atomic::AtomicU64,
     policy_cache: authz::PolicyCache,
+    kms_cache: kms::KmsCache,
 }
 
 impl Coffer<SqliteStore> {
@@ -88,6 +91,7 @@ impl Coffer<SqliteStore> {
             clock: Arc::new(clock::SystemClock),
             credentials_epoch: std::sync::atomic::AtomicU64::new(0),
             policy_cache: authz::PolicyCache::default(),
+            kms_cache: kms::KmsCache::default(),
         };
         let account_id = options.account_id.clone();
         // `init` is synchronous so that it can run before any runtime exists and inside one
@@ -125,6 +129,7 @@ impl Coffer<SqliteStore> {
             clock,
             credentials_epoch: std::sync::atomic::AtomicU64::new(0),
             policy_cache: authz::PolicyCache::default(),
+            kms_cache: kms::KmsCache::default(),
         })
     }
 }
@@ -142,6 +147,7 @@ impl<S: Store> Coffer<S> {
             clock,
             credentials_epoch: std::sync::atomic::AtomicU64::new(0),
             policy_cache: authz::PolicyCache::default(),
+            kms_cache: kms::KmsCache::default(),
         }
     }
 

@@ -10,7 +10,7 @@ use coffer_crypto::constant_time_eq;
 use coffer_store::{SecretRecord, SecretWrite, Store, StoreError, ValueKind, VersionRecord};
 
 use crate::listing::{self, Filter, SortBy};
-use crate::stages::{self, AWSCURRENT};
+use crate::stages::{self, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use crate::{Caller, Coffer, CoreError, RequestKeys, SecretBytes, ids, keyring::ValueBinding};
 
 const DAY_MS: i64 = 86_400_000;
@@ -18,7 +18,6 @@ const MAX_VALUE_BYTES: usize = 65_536;
 const MAX_TAGS: usize = 50;
 const WRITE_ATTEMPTS: usize = 16;
 /// The alias of the default key; any other key id waits for the KMS service.
-const DEFAULT_KMS_ALIAS: &str = "alias/aws/secretsmanager";
 
 /// A secret value as given by or returned to a client.
 #[derive(Debug, Clone)]
@@ -284,14 +283,8 @@ fn validate_description(d: Option<&str>) -> Result<(), CoreError> {
 
 fn validate_kms_key(k: Option<&str>) -> Result<(), CoreError> {
     match k {
-        None | Some("") => Ok(()),
-        Some(k) if k == DEFAULT_KMS_ALIAS || k.ends_with(":alias/aws/secretsmanager") => Ok(()),
-        Some(k) => {
-            check_len("kmsKeyId", k, 0, 2048, false)?;
-            Err(CoreError::InvalidParameter(format!(
-                "The KMS key {k} doesn't exist in this account and region. Omit KmsKeyId to use alias/aws/secretsmanager."
-            )))
-        }
+        None => Ok(()),
+        Some(k) => check_len("kmsKeyId", k, 0, 2048, false),
     }
 }
 
@@ -512,20 +505,36 @@ impl<S: Store> Coffer<S> {
 
     async fn seal(
         &self,
+        caller: &Caller,
         rec: &SecretRecord,
         version_id: &str,
         value: &SecretValue,
     ) -> Result<coffer_store::SealedValue, CoreError> {
-        let key = self.account_key(&rec.account_id).await?;
-        self.keyring.seal_value(
-            &key,
+        let data_key = coffer_crypto::SymmetricKey::generate()?;
+        let wrapped_key = self
+            .secret_data_key(
+                caller,
+                &rec.account_id,
+                &rec.region,
+                rec.kms_key_id.as_deref(),
+                &secret_context(&rec.arn, version_id),
+                &data_key,
+            )
+            .await?;
+        let sealed = self.keyring.seal_with_data_key(
+            &data_key,
             &Self::binding(rec, version_id, value.kind()),
             value.bytes().expose(),
-        )
+        )?;
+        Ok(coffer_store::SealedValue {
+            wrapped_key,
+            sealed,
+        })
     }
 
     async fn open_version(
         &self,
+        caller: &Caller,
         rec: &SecretRecord,
         version: &VersionRecord,
     ) -> Result<SecretValue, CoreError> {
@@ -539,21 +548,70 @@ impl<S: Store> Coffer<S> {
                     version.version_id, rec.arn
                 ))
             })?;
-        let key = self.account_key(&rec.account_id).await?;
-        let plain = self.keyring.open_value(
-            &key,
-            &Self::binding(rec, &version.version_id, version.kind),
-            &sealed,
-        )?;
+        let binding = Self::binding(rec, &version.version_id, version.kind);
+        let plain = match self
+            .open_secret_data_key(
+                caller,
+                &rec.region,
+                &sealed.wrapped_key,
+                &secret_context(&rec.arn, &version.version_id),
+            )
+            .await?
+        {
+            Some(data_key) => {
+                self.keyring
+                    .open_with_data_key(&data_key, &binding, &sealed.sealed)?
+            }
+            None => {
+                let key = self.account_key(&rec.account_id).await?;
+                self.keyring.open_value(&key, &binding, &sealed)?
+            }
+        };
         Ok(match version.kind {
             ValueKind::String => SecretValue::String(plain),
             ValueKind::Binary => SecretValue::Binary(plain),
         })
     }
 
+    /// Re-seals the versions labelled AWSCURRENT, AWSPENDING or AWSPREVIOUS under `next`'s
+    /// KMS key when it differs from `rec`'s ("Secrets Manager re-encrypts the AWSCURRENT,
+    /// AWSPENDING, and AWSPREVIOUS versions with the new key", user guide, "Secret encryption
+    /// and decryption"). Versions added by this write are already under the new key.
+    async fn reseal_staged(
+        &self,
+        caller: &Caller,
+        rec: &SecretRecord,
+        next: &SecretRecord,
+        write: &mut SecretWrite,
+    ) -> Result<(), CoreError> {
+        if rec.kms_key_id == next.kms_key_id {
+            return Ok(());
+        }
+        for version in &next.versions {
+            let labelled = version
+                .stages
+                .iter()
+                .any(|s| s == AWSCURRENT || s == AWSPENDING || s == AWSPREVIOUS);
+            let added = write
+                .new_values
+                .iter()
+                .any(|(id, _)| *id == version.version_id);
+            if !labelled || added {
+                continue;
+            }
+            let value = self.open_version(caller, rec, version).await?;
+            let sealed = self.seal(caller, next, &version.version_id, &value).await?;
+            write
+                .replaced_values
+                .push((version.version_id.clone(), sealed));
+        }
+        Ok(())
+    }
+
     /// Whether an existing version holds exactly `value` (for idempotent retries).
     async fn same_value(
         &self,
+        caller: &Caller,
         rec: &SecretRecord,
         version: &VersionRecord,
         value: &SecretValue,
@@ -561,7 +619,7 @@ impl<S: Store> Coffer<S> {
         if version.kind != value.kind() {
             return Ok(false);
         }
-        let stored = self.open_version(rec, version).await?;
+        let stored = self.open_version(caller, rec, version).await?;
         Ok(constant_time_eq(
             stored.bytes().expose(),
             value.bytes().expose(),
@@ -641,7 +699,7 @@ impl<S: Store> Coffer<S> {
             if let (Some(t), Some(v)) = (&token, &input.value)
                 && let Some(version) = existing.versions.iter().find(|ver| &ver.version_id == t)
             {
-                if self.same_value(&existing, version, v).await? {
+                if self.same_value(caller, &existing, version, v).await? {
                     return Ok(WriteOutcome {
                         arn: existing.arn.clone(),
                         name: existing.name.clone(),
@@ -664,7 +722,7 @@ impl<S: Store> Coffer<S> {
             region: caller.region.clone(),
             name: input.name,
             description: input.description,
-            kms_key_id: None,
+            kms_key_id: input.kms_key_id.filter(|k| !k.is_empty()),
             tags,
             owning_service: None,
             created_ms: now,
@@ -683,9 +741,14 @@ impl<S: Store> Coffer<S> {
             version_id: None,
             version_stages: vec![],
         };
+        if input.value.is_none()
+            && let Some(k) = &rec.kms_key_id
+        {
+            self.check_secret_key(&rec, k).await?;
+        }
         if let Some(value) = &input.value {
             let version_id = require_token(token)?;
-            let sealed = self.seal(&rec, &version_id, value).await?;
+            let sealed = self.seal(caller, &rec, &version_id, value).await?;
             let version = VersionRecord {
                 version_id: version_id.clone(),
                 stages: vec![],
@@ -732,7 +795,7 @@ impl<S: Store> Coffer<S> {
                 .require_live_secret(caller, secret_id, action, Vec::new())
                 .await?;
             if let Some(existing) = rec.versions.iter().find(|v| v.version_id == version_id) {
-                if self.same_value(&rec, existing, value).await? {
+                if self.same_value(caller, &rec, existing, value).await? {
                     return Ok(WriteOutcome {
                         arn: rec.arn.clone(),
                         name: rec.name.clone(),
@@ -745,7 +808,7 @@ impl<S: Store> Coffer<S> {
             let now = self.clock.now_millis();
             let mut next = rec.clone();
             also(&mut next);
-            let sealed = self.seal(&rec, &version_id, value).await?;
+            let sealed = self.seal(caller, &next, &version_id, value).await?;
             let version = VersionRecord {
                 version_id: version_id.clone(),
                 stages: vec![],
@@ -762,10 +825,12 @@ impl<S: Store> Coffer<S> {
                 version_id: Some(version_id.clone()),
                 version_stages: version_stages.to_vec(),
             };
-            let write = SecretWrite {
+            let mut write = SecretWrite {
                 new_values: vec![(version_id.clone(), sealed)],
                 removed_versions: removed,
+                replaced_values: Vec::new(),
             };
+            self.reseal_staged(caller, &rec, &next, &mut write).await?;
             if self.commit(&rec, next, write).await? {
                 return Ok(outcome);
             }
@@ -821,9 +886,25 @@ impl<S: Store> Coffer<S> {
         validate_kms_key(input.kms_key_id.as_deref())?;
         validate_value(input.value.as_ref())?;
         let description = input.description.clone();
+        let kms_key_id = input.kms_key_id.clone().filter(|k| !k.is_empty());
+        if let Some(k) = &kms_key_id {
+            // The new key must exist and be usable before anything changes.
+            let arn_hint = self
+                .require_live_secret(
+                    caller,
+                    &input.secret_id,
+                    "secretsmanager:UpdateSecret",
+                    Vec::new(),
+                )
+                .await?;
+            self.check_secret_key(&arn_hint, k).await?;
+        }
         let apply = |rec: &mut SecretRecord| {
             if let Some(d) = &description {
                 rec.description = Some(d.clone());
+            }
+            if let Some(k) = &kms_key_id {
+                rec.kms_key_id = Some(k.clone());
             }
         };
         if let Some(value) = &input.value {
@@ -856,13 +937,15 @@ impl<S: Store> Coffer<S> {
                 version_id: None,
                 version_stages: vec![],
             };
-            if description.is_none() {
+            if description.is_none() && kms_key_id.is_none() {
                 return Ok(outcome);
             }
             let mut next = rec.clone();
             apply(&mut next);
             next.last_changed_ms = self.clock.now_millis();
-            if self.commit(&rec, next, SecretWrite::default()).await? {
+            let mut write = SecretWrite::default();
+            self.reseal_staged(caller, &rec, &next, &mut write).await?;
+            if self.commit(&rec, next, write).await? {
                 return Ok(outcome);
             }
         }
@@ -911,8 +994,8 @@ impl<S: Store> Coffer<S> {
                     &rec,
                     next,
                     SecretWrite {
-                        new_values: vec![],
                         removed_versions: removed,
+                        ..SecretWrite::default()
                     },
                 )
                 .await?
@@ -977,7 +1060,7 @@ impl<S: Store> Coffer<S> {
                 })?
             }
         };
-        let value = self.open_version(&rec, version).await?;
+        let value = self.open_version(caller, &rec, version).await?;
         let today = midnight(self.clock.now_millis());
         if rec.last_accessed_ms != Some(today) || version.last_accessed_ms != Some(today) {
             // LastAccessedDate has day granularity, so this writes at most once a day per
@@ -1521,6 +1604,8 @@ impl<S: Store> Coffer<S> {
 
     /// Purges every secret whose recovery window has ended: its record, versions, wrapped
     /// data keys and ciphertext are deleted (and overwritten on disk). Returns how many.
+    /// Also does the key service's due work: destroying keys after their waiting period and
+    /// automatic material rotation.
     pub async fn purge_due(&self) -> Result<usize, CoreError> {
         let due = self
             .store
@@ -1530,8 +1615,19 @@ impl<S: Store> Coffer<S> {
             self.store.purge_secret(arn).await?;
             tracing::info!(secret = %arn, "purged secret at the end of its recovery window");
         }
+        self.kms_run_due().await?;
         Ok(due.len())
     }
+}
+
+/// The encryption context Secrets Manager binds a version's data key to (user guide,
+/// "Secrets Manager encryption context").
+fn secret_context(arn: &str, version_id: &str) -> crate::kms::EncryptionContext {
+    [
+        ("SecretARN".to_string(), arn.to_string()),
+        ("SecretVersionId".to_string(), version_id.to_string()),
+    ]
+    .into()
 }
 
 /// A version to add: to which secret, under which authorized action, with which token,

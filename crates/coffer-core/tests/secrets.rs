@@ -881,7 +881,7 @@ async fn stored_ciphertext_is_bound_to_its_row() {
     store.purge_secret(&b.arn).await.unwrap();
     let write = coffer_store::SecretWrite {
         new_values: vec![(b.version_id.clone().unwrap(), sealed_a)],
-        removed_versions: vec![],
+        ..Default::default()
     };
     store.create_secret(rec_b, write).await.unwrap();
     assert!(matches!(

@@ -53,6 +53,7 @@ impl From<CoreError> for ApiError {
             CoreError::DeleteConflict(_) => ("InvalidRequestException", 400),
             CoreError::MalformedPolicy(_) => ("MalformedPolicyDocumentException", 400),
             CoreError::PublicPolicy(_) => ("PublicPolicyException", 400),
+            CoreError::Kms { code, .. } => (code.as_str(), 400),
             CoreError::Internal(_) => ("InternalServiceError", 500),
         };
         let message = match e {
@@ -88,7 +89,8 @@ impl ApiError {
             | CoreError::InvalidRequest(_)
             | CoreError::InvalidNextToken(_)
             | CoreError::DecryptionFailure(_)
-            | CoreError::EncryptionFailure(_) => ("InvalidInput", 400),
+            | CoreError::EncryptionFailure(_)
+            | CoreError::Kms { .. } => ("InvalidInput", 400),
             CoreError::Internal(_) => ("ServiceFailure", 500),
         };
         let api = ApiError::from(e);

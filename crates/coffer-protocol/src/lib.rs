@@ -8,6 +8,7 @@
 mod auth;
 pub mod error;
 mod iam;
+mod kms;
 pub mod query;
 mod secretsmanager;
 
@@ -45,12 +46,14 @@ pub struct Endpoint {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Service {
     SecretsManager,
+    Kms,
 }
 
 impl Service {
     fn signing_name(self) -> &'static str {
         match self {
             Service::SecretsManager => "secretsmanager",
+            Service::Kms => "kms",
         }
     }
 }
@@ -167,6 +170,7 @@ impl Endpoint {
             .and_then(|v| v.to_str().ok());
         let (service, operation) = match target.and_then(|t| t.split_once('.')) {
             Some(("secretsmanager", op)) => (Service::SecretsManager, op),
+            Some(("TrentService", op)) => (Service::Kms, op),
             Some((prefix, _)) => {
                 // Authenticate first so an unauthenticated probe learns nothing.
                 self.auth
@@ -174,7 +178,9 @@ impl Endpoint {
                     .await?;
                 return Err(ApiError::new(
                     "UnknownOperationException",
-                    format!("coffer does not serve the {prefix} API; supported: secretsmanager"),
+                    format!(
+                        "coffer does not serve the {prefix} API; supported: secretsmanager, kms (TrentService)"
+                    ),
                 ));
             }
             None => {
@@ -201,6 +207,7 @@ impl Endpoint {
             Service::SecretsManager => {
                 secretsmanager::dispatch(&self.coffer, &caller, operation, body).await
             }
+            Service::Kms => kms::dispatch(&self.coffer, &caller, operation, body).await,
         }
     }
 }

@@ -41,7 +41,7 @@ impl Sensitive {
     }
 }
 
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     // SDKs send `{}` for an operation without members; an empty body is read the same way.
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}".as_slice()
@@ -146,7 +146,7 @@ fn filters_from(filters: Option<Vec<FilterDto>>) -> Result<Vec<Filter>, ApiError
 
 // ---------- responses ----------
 
-fn secs(ms: i64) -> f64 {
+pub(crate) fn secs(ms: i64) -> f64 {
     // AWS JSON timestamps are epoch seconds; fractional milliseconds keep LastChangedDate's
     // millisecond precision.
     #[allow(clippy::cast_precision_loss)]
@@ -218,7 +218,7 @@ fn describe(rec: &SecretRecord, versions_key: &str) -> serde_json::Value {
     serde_json::Value::Object(m)
 }
 
-fn to_body<T: Serialize>(v: &T) -> Result<Vec<u8>, ApiError> {
+pub(crate) fn to_body<T: Serialize>(v: &T) -> Result<Vec<u8>, ApiError> {
     serde_json::to_vec(v).map_err(|e| {
         ApiError::from(coffer_core::CoreError::Internal(format!(
             "encoding a response: {e}"

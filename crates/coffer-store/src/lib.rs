@@ -9,6 +9,7 @@
 //! revision no longer matches fails with [`StoreError::Conflict`] and the core retries.
 
 mod identity;
+mod kms;
 mod records;
 mod sqlite;
 
@@ -18,6 +19,7 @@ pub use identity::{
     AccessKeyUse, IdentityStore, ManagedPolicyRecord, PolicyVersionRecord, PrincipalKind,
     PrincipalRecord,
 };
+pub use kms::{AliasRecord, KeyManager, KeyMaterialRecord, KeyState, KeyStore, KmsKeyRecord};
 pub use records::{
     AccessKeyRecord, AccountRecord, SealedValue, SecretRecord, ValueKind, VersionRecord,
 };
@@ -62,11 +64,13 @@ pub struct SecretWrite {
     pub new_values: Vec<(String, SealedValue)>,
     /// Version ids whose values are removed (pruned deprecated versions).
     pub removed_versions: Vec<String>,
+    /// Existing versions whose values are re-sealed (a secret moved to another KMS key).
+    pub replaced_values: Vec<(String, SealedValue)>,
 }
 
 /// Persistence operations. Implementations must make every write atomic and durable before
 /// the returned future resolves (an acknowledged write survives `kill -9`).
-pub trait Store: IdentityStore + Send + Sync + 'static {
+pub trait Store: IdentityStore + KeyStore + Send + Sync + 'static {
     /// Creates an account and its root access key in one transaction.
     fn insert_account(
         &self,

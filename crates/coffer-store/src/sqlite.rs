@@ -127,6 +127,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
          ALTER TABLE access_keys ADD COLUMN last_used_region TEXT;
          CREATE INDEX access_keys_by_user ON access_keys(account_id, user_name);",
     ),
+    (3, crate::kms::KMS_MIGRATION),
 ];
 
 /// The SQLite implementation of [`Store`]. Cheap to clone.
@@ -160,6 +161,7 @@ struct CacheMaps {
     by_name: HashMap<String, SecretRecord>,
     by_arn: HashMap<String, SecretRecord>,
     values: HashMap<String, SealedValue>,
+    kms_keys: HashMap<String, crate::KmsKeyRecord>,
 }
 
 const CACHE_MAX_ENTRIES: usize = 50_000;
@@ -182,6 +184,7 @@ impl RecordCache {
                 m.by_name.clear();
                 m.by_arn.clear();
                 m.values.clear();
+                m.kms_keys.clear();
             }
             put(&mut m);
         }
@@ -193,6 +196,7 @@ impl RecordCache {
             m.by_name.clear();
             m.by_arn.clear();
             m.values.clear();
+            m.kms_keys.clear();
         }
     }
 }
@@ -267,6 +271,20 @@ impl SqliteStore {
                 _lock: lock_file,
             }),
         })
+    }
+
+    pub(crate) fn cache_generation(&self) -> u64 {
+        self.inner.cache.generation()
+    }
+
+    pub(crate) fn cached_kms_key(&self, key_id: &str) -> Option<crate::KmsKeyRecord> {
+        self.inner.cache.get(|m| m.kms_keys.get(key_id))
+    }
+
+    pub(crate) fn cache_kms_key(&self, generation: u64, key: &crate::KmsKeyRecord) {
+        self.inner.cache.fill(generation, |m| {
+            m.kms_keys.insert(key.key_id.clone(), key.clone());
+        });
     }
 
     /// `PRAGMA integrity_check` on the writer connection: `Ok(())` when it says "ok".
@@ -490,6 +508,12 @@ fn insert_values(
         tx.prepare_cached("DELETE FROM secret_versions WHERE arn = ?1 AND version_id = ?2")?;
     for version_id in &write.removed_versions {
         del.execute(params![arn, version_id])?;
+    }
+    let mut replace = tx.prepare_cached(
+        "UPDATE secret_versions SET wrapped_key = ?3, sealed_value = ?4 WHERE arn = ?1 AND version_id = ?2",
+    )?;
+    for (version_id, value) in &write.replaced_values {
+        replace.execute(params![arn, version_id, value.wrapped_key, value.sealed])?;
     }
     Ok(())
 }
