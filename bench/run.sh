@@ -61,7 +61,7 @@ coffer="$target/release/coffer"
 } | tee "$out/machine.txt"
 
 echo "== coffer"
-rm -f "$out/coffer.json" "$out/coffer-iam-user.json" "$out/moto.json"
+rm -f "$out/coffer.json" "$out/coffer-cmk.json" "$out/coffer-iam-user.json" "$out/moto.json"
 "$coffer" server --dev --listen 127.0.0.1:0 >"$out/coffer.log" 2>&1 &
 coffer_pid=$!
 pids+=("$coffer_pid")
@@ -91,12 +91,24 @@ fi
 # with conditions), so every request is evaluated by the policy engine.
 aws_cli="$root/.venv/bin/aws"
 if [ -x "$aws_cli" ]; then
-  echo "== coffer, as an IAM user with policies in force"
   iam() {
     AWS_ACCESS_KEY_ID="$(banner AWS_ACCESS_KEY_ID)" AWS_SECRET_ACCESS_KEY="$(banner AWS_SECRET_ACCESS_KEY)" \
       AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
       "$aws_cli" --endpoint-url "$endpoint" --region us-east-1 --output text iam "$@"
   }
+  # The same load on a secret under a customer managed key: the cost of a key policy and
+  # the key's own material versus the AWS managed key.
+  echo "== coffer, secret under a customer managed KMS key"
+  cmk=$(AWS_ACCESS_KEY_ID="$(banner AWS_ACCESS_KEY_ID)" AWS_SECRET_ACCESS_KEY="$(banner AWS_SECRET_ACCESS_KEY)" \
+    AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
+    "$aws_cli" --endpoint-url "$endpoint" --region us-east-1 --output text \
+    kms create-key --description bench --query KeyMetadata.KeyId)
+  "$bench" --label coffer-cmk --create --secret-id bench/cmk --kms-key-id "$cmk" \
+    --json-out "$out/coffer-cmk.json" --endpoint "$endpoint" \
+    --access-key-id "$(banner AWS_ACCESS_KEY_ID)" \
+    --secret-access-key "$(banner AWS_SECRET_ACCESS_KEY)" \
+    --region "$(banner AWS_REGION)" "${bench_args[@]}"
+  echo "== coffer, as an IAM user with policies in force"
   iam create-user --user-name bench-user >/dev/null
   iam put-user-policy --user-name bench-user --policy-name read-bench --policy-document '{
     "Version": "2012-10-17",
@@ -154,7 +166,7 @@ import json, os, sys
 
 out = sys.argv[1]
 runs = {}
-for label in ("coffer", "coffer-iam-user", "moto"):
+for label in ("coffer", "coffer-cmk", "coffer-iam-user", "moto"):
     path = os.path.join(out, f"{label}.json")
     if os.path.exists(path):
         with open(path) as f:
@@ -187,6 +199,12 @@ if c:
         ratio = c["rps"] / m["rps"]
         print(f"coffer / moto throughput: {ratio:.1f}x")
         checks.append(("throughput >= 30x moto", ratio >= 30))
+    k = runs.get("coffer-cmk")
+    if k:
+        change = k["rps"] / c["rps"] - 1
+        print(f"customer managed key vs AWS managed key: {change * 100:+.1f}% throughput")
+        checks.append(("customer managed key within 10% of the default key", change > -0.10))
+        checks.append(("no errors under a customer managed key", k["errors"] == 0))
     u = runs.get("coffer-iam-user")
     if u:
         drop = 1 - u["rps"] / c["rps"]

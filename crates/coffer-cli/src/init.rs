@@ -12,6 +12,9 @@ use crate::{Failure, parse_account_id, usage};
 const EXAMPLES: &str = "\
 Examples:
   coffer init --data-dir /var/lib/coffer
+  COFFER_ROOT_PASSPHRASE=... coffer init --data-dir /var/lib/coffer --root-key passphrase
+  COFFER_PKCS11_PIN=... coffer init --data-dir /var/lib/coffer --root-key pkcs11 \\
+      --pkcs11-module /usr/lib/softhsm/libsofthsm2.so --pkcs11-token-label coffer
   coffer init --data-dir ./coffer-data --format json > root-credentials.json
   coffer init --data-dir /var/lib/coffer --tls-san coffer.internal --tls-san 10.0.0.7";
 
@@ -37,6 +40,9 @@ pub(crate) struct InitArgs {
     /// 127.0.0.1 and ::1. Repeat the flag or separate with commas.
     #[arg(long = "tls-san", value_name = "NAME", value_delimiter = ',')]
     tls_sans: Vec<String>,
+
+    #[command(flatten)]
+    root_key: crate::root_key::RootKeyFlags,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -72,11 +78,13 @@ pub(crate) fn run(args: InitArgs) -> Result<(), Failure> {
     create_private_dir(dir)
         .with_context(|| format!("cannot create data directory {}", dir.display()))?;
 
-    let outcome = Coffer::init(
+    let unlock = args.root_key.unlock(dir, true)?;
+    let outcome = Coffer::init_with(
         dir,
         &InitOptions {
             account_id: args.account_id.clone(),
         },
+        &unlock,
     )
     .with_context(|| format!("cannot initialise data directory {}", dir.display()))?;
     let tls = coffer_server::write_tls_certificate(dir, &args.tls_sans)

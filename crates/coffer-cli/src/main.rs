@@ -5,6 +5,7 @@
 
 mod init;
 mod policy;
+mod root_key;
 mod server;
 
 use std::process::ExitCode;
@@ -43,6 +44,7 @@ enum Command {
     Init(init::InitArgs),
     Server(server::ServerArgs),
     Policy(policy::PolicyArgs),
+    RootKey(root_key::RootKeyArgs),
 }
 
 /// Why the command failed, which decides the exit code.
@@ -79,6 +81,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Init(args) => init::run(args),
         Command::Policy(args) => policy::run(args),
+        Command::RootKey(args) => root_key::run(args),
         Command::Server(args) => {
             let explicit = matches
                 .subcommand_matches("server")

@@ -74,6 +74,9 @@ pub(crate) struct ServerArgs {
     /// How often to purge secrets whose recovery window has ended, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     purge_interval: u64,
+
+    #[command(flatten)]
+    root_key: crate::root_key::RootKeyFlags,
 }
 
 /// Which flags were given on the command line rather than through the environment: a
@@ -150,6 +153,7 @@ fn config_from(args: ServerArgs, explicit: ExplicitFlags) -> Result<ServerConfig
             ));
         };
         let mut config = ServerConfig::data_dir(data_dir.clone());
+        config.unlock = std::sync::Arc::new(args.root_key.unlock(&data_dir, false)?);
         if args.insecure_http {
             config.mode = Mode::DataDir {
                 path: data_dir,

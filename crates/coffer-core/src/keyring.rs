@@ -11,12 +11,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use coffer_crypto::{SecretBytes, SymmetricKey};
+use coffer_rootkey::RootKeys;
 use coffer_store::{AccountRecord, SealedValue, ValueKind};
 
 use crate::CoreError;
 
 pub(crate) struct Keyring {
-    root: SymmetricKey,
+    /// The root key generations; replaced while a root key rotation runs.
+    root: RwLock<RootKeys>,
     accounts: RwLock<HashMap<String, Arc<SymmetricKey>>>,
 }
 
@@ -47,11 +49,11 @@ impl ValueBinding<'_> {
     }
 }
 
-fn account_key_aad(account_id: &str) -> Vec<u8> {
+pub(crate) fn account_key_aad(account_id: &str) -> Vec<u8> {
     [b"coffer/account-key/v1".as_slice(), account_id.as_bytes()].join(&0u8)
 }
 
-fn key_material_aad(key_arn: &str, material_id: &str) -> Vec<u8> {
+pub(crate) fn key_material_aad(key_arn: &str, material_id: &str) -> Vec<u8> {
     [
         b"coffer/kms-key-material/v1".as_slice(),
         key_arn.as_bytes(),
@@ -64,18 +66,56 @@ pub(crate) fn access_key_aad(access_key_id: &str) -> Vec<u8> {
     [b"coffer/access-key/v1".as_slice(), access_key_id.as_bytes()].join(&0u8)
 }
 
+fn root_failure(what: &str) -> impl FnOnce(coffer_rootkey::RootKeyError) -> CoreError + '_ {
+    move |e| CoreError::Internal(format!("{what}: {e}"))
+}
+
 impl Keyring {
-    pub fn new(root: SymmetricKey) -> Self {
+    pub fn new(root: RootKeys) -> Self {
         Self {
-            root,
+            root: RwLock::new(root),
             accounts: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// The root key generations in use now.
+    pub fn root(&self) -> Result<RootKeys, CoreError> {
+        self.root
+            .read()
+            .map(|r| r.clone())
+            .map_err(|_| CoreError::Internal("root key lock poisoned".into()))
+    }
+
+    /// Replaces the root key generations (a rotation began or ended).
+    pub fn set_root(&self, root: RootKeys) -> Result<(), CoreError> {
+        let mut slot = self
+            .root
+            .write()
+            .map_err(|_| CoreError::Internal("root key lock poisoned".into()))?;
+        *slot = root;
+        Ok(())
+    }
+
+    fn root_seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, CoreError> {
+        self.root()?
+            .seal(plaintext, aad)
+            .map_err(root_failure("sealing under the root key"))
+    }
+
+    fn root_open_key(
+        &self,
+        blob: &[u8],
+        aad: &[u8],
+        what: &str,
+    ) -> Result<SymmetricKey, CoreError> {
+        let plain = self.root()?.open(blob, aad).map_err(root_failure(what))?;
+        SymmetricKey::from_bytes(plain.expose()).map_err(|_| CoreError::Internal(what.to_string()))
     }
 
     /// A new account key, wrapped by the root key.
     pub fn new_account_key(&self, account_id: &str) -> Result<Vec<u8>, CoreError> {
         let key = SymmetricKey::generate()?;
-        Ok(self.root.wrap("root", &key, &account_key_aad(account_id))?)
+        self.root_seal(key.expose(), &account_key_aad(account_id))
     }
 
     /// The account key if it was unwrapped before.
@@ -91,19 +131,14 @@ impl Keyring {
         if let Some(k) = self.cached_account_key(&account.account_id) {
             return Ok(k);
         }
-        let key = Arc::new(
-            self.root
-                .unwrap_key(
-                    &account.wrapped_account_key,
-                    &account_key_aad(&account.account_id),
-                )
-                .map_err(|_| {
-                    CoreError::Internal(format!(
-                        "the key of account {} cannot be unwrapped with this root key",
-                        account.account_id
-                    ))
-                })?,
-        );
+        let key = Arc::new(self.root_open_key(
+            &account.wrapped_account_key,
+            &account_key_aad(&account.account_id),
+            &format!(
+                "the key of account {} cannot be unwrapped with this root key",
+                account.account_id
+            ),
+        )?);
         if let Ok(mut cache) = self.accounts.write() {
             cache.insert(account.account_id.clone(), Arc::clone(&key));
         }
@@ -158,9 +193,7 @@ impl Keyring {
         material_id: &str,
         material: &SymmetricKey,
     ) -> Result<Vec<u8>, CoreError> {
-        Ok(self
-            .root
-            .wrap("root", material, &key_material_aad(key_arn, material_id))?)
+        self.root_seal(material.expose(), &key_material_aad(key_arn, material_id))
     }
 
     /// Opens material sealed by [`Keyring::seal_key_material`].
@@ -170,13 +203,11 @@ impl Keyring {
         material_id: &str,
         sealed: &[u8],
     ) -> Result<SymmetricKey, CoreError> {
-        self.root
-            .unwrap_key(sealed, &key_material_aad(key_arn, material_id))
-            .map_err(|_| {
-                CoreError::Internal(format!(
-                    "material {material_id} of {key_arn} cannot be opened with this root key"
-                ))
-            })
+        self.root_open_key(
+            sealed,
+            &key_material_aad(key_arn, material_id),
+            &format!("material {material_id} of {key_arn} cannot be opened with this root key"),
+        )
     }
 
     pub fn seal_access_secret(
@@ -184,9 +215,7 @@ impl Keyring {
         access_key_id: &str,
         secret: &SecretBytes,
     ) -> Result<Vec<u8>, CoreError> {
-        Ok(self
-            .root
-            .seal("root", secret.expose(), &access_key_aad(access_key_id))?)
+        self.root_seal(secret.expose(), &access_key_aad(access_key_id))
     }
 
     pub fn open_access_secret(
@@ -194,11 +223,11 @@ impl Keyring {
         access_key_id: &str,
         sealed: &[u8],
     ) -> Result<SecretBytes, CoreError> {
-        self.root
+        self.root()?
             .open(sealed, &access_key_aad(access_key_id))
-            .map_err(|_| {
+            .map_err(|e| {
                 CoreError::Internal(format!(
-                    "access key {access_key_id} cannot be opened with this root key"
+                    "access key {access_key_id} cannot be opened with this root key: {e}"
                 ))
             })
     }

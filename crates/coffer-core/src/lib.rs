@@ -18,6 +18,7 @@ pub mod kms;
 pub mod listing;
 pub mod password;
 mod policies;
+mod root_rotation;
 mod secrets;
 mod simulate;
 pub mod stages;
@@ -27,6 +28,9 @@ use std::sync::Arc;
 
 pub use authz::RequestKeys;
 pub use coffer_crypto::SecretBytes;
+pub use coffer_rootkey::{
+    Pkcs11Config, ProviderKind, RootKeys, Unlock, provider_of as root_key_provider,
+};
 pub use coffer_store::{
     AccessKeyRecord, AccessKeyUse, AliasRecord, KeyManager, KeyState, KmsKeyRecord,
     PolicyVersionRecord, PrincipalKind, PrincipalRecord, SecretRecord, SqliteStore, Store,
@@ -38,6 +42,7 @@ pub use iam::{
     RoleInput, aws_managed_document,
 };
 pub use identity::{AccessKeyIdentity, Caller, PrincipalType};
+pub use root_rotation::RootRotation;
 pub use secrets::*;
 pub use simulate::{Simulation, SimulationResult, SimulationSource};
 
@@ -67,32 +72,43 @@ pub struct Coffer<S: Store = SqliteStore> {
     credentials_epoch: std::sync::atomic::AtomicU64,
     policy_cache: authz::PolicyCache,
     kms_cache: kms::KmsCache,
+    /// The data directory, where the root key's descriptor lives (`None` for a bare store).
+    data_dir: Option<std::path::PathBuf>,
+    /// One root key rotation at a time.
+    root_rotation: tokio::sync::Mutex<()>,
 }
 
 impl Coffer<SqliteStore> {
-    /// Creates a data directory's contents: the root key file (0600), the SQLite store, and
-    /// the first account with its root access key. Fails if the directory is initialised.
+    /// Creates a data directory's contents with a root key file: see [`Coffer::init_with`].
     pub fn init(data_dir: &Path, options: &InitOptions) -> Result<InitOutcome, CoreError> {
-        let key_path = data_dir.join(coffer_crypto::ROOT_KEY_FILE);
+        Self::init_with(data_dir, options, &Unlock::File)
+    }
+
+    /// Creates a data directory's contents: the root key (file 0600, passphrase-protected or
+    /// in a PKCS#11 token, as `unlock` says), the SQLite store, and the first account with its
+    /// root access key. Fails if the directory is initialised.
+    pub fn init_with(
+        data_dir: &Path,
+        options: &InitOptions,
+        unlock: &Unlock,
+    ) -> Result<InitOutcome, CoreError> {
         let db_path = data_dir.join(coffer_store::DB_FILE);
-        if key_path.exists() || db_path.exists() {
+        let initialised = db_path.exists()
+            || coffer_rootkey::provider_of(data_dir)
+                .map_err(|e| CoreError::InvalidRequest(e.to_string()))?
+                .is_some();
+        if initialised {
             return Err(CoreError::InvalidRequest(format!(
                 "{} is already initialised; start it with `coffer server --data-dir {}`",
                 data_dir.display(),
                 data_dir.display()
             )));
         }
-        let root = coffer_crypto::SymmetricKey::create_root_key_file(&key_path)
-            .map_err(|e| CoreError::Internal(e.to_string()))?;
+        let root = coffer_rootkey::create(data_dir, unlock)
+            .map_err(|e| CoreError::InvalidRequest(e.to_string()))?;
         let store = SqliteStore::open(&db_path)?;
-        let coffer = Coffer {
-            store,
-            keyring: Keyring::new(root),
-            clock: Arc::new(clock::SystemClock),
-            credentials_epoch: std::sync::atomic::AtomicU64::new(0),
-            policy_cache: authz::PolicyCache::default(),
-            kms_cache: kms::KmsCache::default(),
-        };
+        let mut coffer = Coffer::with_store(store, root, Arc::new(clock::SystemClock));
+        coffer.data_dir = Some(data_dir.to_path_buf());
         let account_id = options.account_id.clone();
         // `init` is synchronous so that it can run before any runtime exists and inside one
         // (dev mode); a short-lived thread with its own runtime serves both.
@@ -109,45 +125,48 @@ impl Coffer<SqliteStore> {
         .map_err(|_| CoreError::Internal("init thread panicked".into()))?
     }
 
-    /// Opens an initialised data directory.
+    /// Opens an initialised data directory whose root key is a file.
     pub fn open(data_dir: &Path, clock: Arc<dyn Clock>) -> Result<Self, CoreError> {
-        let key_path = data_dir.join(coffer_crypto::ROOT_KEY_FILE);
+        Self::open_with(data_dir, clock, &Unlock::File)
+    }
+
+    /// Opens an initialised data directory, unlocking its root key with `unlock`.
+    pub fn open_with(
+        data_dir: &Path,
+        clock: Arc<dyn Clock>,
+        unlock: &Unlock,
+    ) -> Result<Self, CoreError> {
         let db_path = data_dir.join(coffer_store::DB_FILE);
-        if !key_path.exists() || !db_path.exists() {
+        let provider = coffer_rootkey::provider_of(data_dir)
+            .map_err(|e| CoreError::InvalidRequest(e.to_string()))?;
+        if provider.is_none() || !db_path.exists() {
             return Err(CoreError::InvalidRequest(format!(
                 "{} is not an initialised coffer data directory; run `coffer init --data-dir {}` first",
                 data_dir.display(),
                 data_dir.display()
             )));
         }
-        let root = coffer_crypto::SymmetricKey::load_root_key_file(&key_path)
+        let root = coffer_rootkey::open(data_dir, unlock)
             .map_err(|e| CoreError::InvalidRequest(e.to_string()))?;
         let store = SqliteStore::open(&db_path)?;
-        Ok(Coffer {
+        let mut coffer = Coffer::with_store(store, root, clock);
+        coffer.data_dir = Some(data_dir.to_path_buf());
+        Ok(coffer)
+    }
+}
+
+impl<S: Store> Coffer<S> {
+    /// A service over any store (tests, other backends).
+    pub fn with_store(store: S, root: RootKeys, clock: Arc<dyn Clock>) -> Self {
+        Coffer {
             store,
             keyring: Keyring::new(root),
             clock,
             credentials_epoch: std::sync::atomic::AtomicU64::new(0),
             policy_cache: authz::PolicyCache::default(),
             kms_cache: kms::KmsCache::default(),
-        })
-    }
-}
-
-impl<S: Store> Coffer<S> {
-    /// A service over any store (tests, other backends).
-    pub fn with_store(
-        store: S,
-        root_key: coffer_crypto::SymmetricKey,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
-        Coffer {
-            store,
-            keyring: Keyring::new(root_key),
-            clock,
-            credentials_epoch: std::sync::atomic::AtomicU64::new(0),
-            policy_cache: authz::PolicyCache::default(),
-            kms_cache: kms::KmsCache::default(),
+            data_dir: None,
+            root_rotation: tokio::sync::Mutex::new(()),
         }
     }
 

@@ -17,7 +17,6 @@ const DAY_MS: i64 = 86_400_000;
 const MAX_VALUE_BYTES: usize = 65_536;
 const MAX_TAGS: usize = 50;
 const WRITE_ATTEMPTS: usize = 16;
-/// The alias of the default key; any other key id waits for the KMS service.
 
 /// A secret value as given by or returned to a client.
 #[derive(Debug, Clone)]

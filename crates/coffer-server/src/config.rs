@@ -5,8 +5,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use coffer_core::Unlock;
 use coffer_protocol::AuthMode;
 
 use crate::error::ServerError;
@@ -38,6 +40,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// The bound on finishing in-flight requests after the shutdown signal.
     pub shutdown_grace: Duration,
+    /// How a data directory's root key is unlocked (a dev server always uses a key file).
+    pub unlock: Arc<Unlock>,
 }
 
 /// Where the data lives.
@@ -107,6 +111,7 @@ impl ServerConfig {
             purge_interval: DEFAULT_PURGE_INTERVAL,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            unlock: Arc::new(Unlock::File),
         }
     }
 

@@ -5,11 +5,12 @@ use std::io::ErrorKind;
 use std::path::Path;
 
 use coffer_crypto::ROOT_KEY_FILE;
+use coffer_rootkey::DESCRIPTOR_FILE;
 
 use crate::error::ServerError;
 
-/// Whether `data_dir` has been made by `coffer init` (it holds the root key file, which
-/// `Coffer::init` writes first). A directory that does not exist is not initialised; one that
+/// Whether `data_dir` has been made by `coffer init` (it holds the root key file or the root
+/// key descriptor, which `Coffer::init` writes first). A directory that does not exist is not initialised; one that
 /// cannot be read is an error.
 pub fn is_initialised(data_dir: &Path) -> Result<bool, ServerError> {
     let unreadable = |source| ServerError::DataDirUnreadable {
@@ -30,11 +31,16 @@ pub fn is_initialised(data_dir: &Path) -> Result<bool, ServerError> {
     // Listing the directory proves it is readable (metadata on the key file alone succeeds in
     // a directory we can search but not list).
     std::fs::read_dir(data_dir).map_err(unreadable)?;
-    match std::fs::metadata(data_dir.join(ROOT_KEY_FILE)) {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(unreadable(e)),
+    // A file root key is `root.key` until its first rotation; every other store (and a file
+    // store after a rotation) has the descriptor.
+    for name in [DESCRIPTOR_FILE, ROOT_KEY_FILE] {
+        match std::fs::metadata(data_dir.join(name)) {
+            Ok(_) => return Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(unreadable(e)),
+        }
     }
+    Ok(false)
 }
 
 pub(crate) fn require_initialised(data_dir: &Path) -> Result<(), ServerError> {

@@ -20,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
+use crate::admin::{self, AdminSocket};
 use crate::config::{DEV_REGION, DevOptions, Mode, ServerConfig, Transport};
 use crate::data_dir::require_initialised;
 use crate::error::ServerError;
@@ -154,6 +155,7 @@ impl Server {
         let Self {
             listener,
             local_addr,
+            data_dir,
             tls,
             app,
             purge_interval,
@@ -164,6 +166,14 @@ impl Server {
         tracing::info!(addr = %local_addr, tls = tls.is_some(), "coffer is listening");
 
         let purge = tokio::spawn(purge_periodically(app.coffer.clone(), purge_interval));
+        let admin = match AdminSocket::bind(&data_dir) {
+            Ok(socket) => Some(tokio::spawn(socket.serve(app.coffer.clone()))),
+            Err(e) => {
+                tracing::warn!(error = %e, "no admin socket: `coffer root-key rotate` cannot reach this server");
+                None
+            }
+        };
+        let resume = tokio::spawn(admin::resume_rotation(app.coffer.clone()));
         let http = Arc::new(http_builder());
         let graceful = GracefulShutdown::new();
         let mut shutdown = std::pin::pin!(shutdown);
@@ -187,6 +197,12 @@ impl Server {
 
         drop(listener);
         purge.abort();
+        resume.abort();
+        if let Some(admin) = admin {
+            admin.abort();
+            // The socket file goes with the aborted task's `AdminSocket`.
+            let _ = admin.await;
+        }
         let open_connections = graceful.count();
         tracing::info!(
             open_connections,
@@ -229,7 +245,12 @@ impl Opened {
             Transport::InsecureHttp { .. } => None,
         };
         let listener = listen(config.listen).await?;
-        let coffer = open(path.to_path_buf(), Arc::new(SystemClock)).await?;
+        let unlock = config.unlock.clone();
+        let data_dir = path.to_path_buf();
+        let coffer = Arc::new(
+            blocking(move || Coffer::open_with(&data_dir, Arc::new(SystemClock), &unlock))
+                .await??,
+        );
         Ok(Self {
             listener,
             data_dir: path.to_path_buf(),

@@ -68,6 +68,39 @@ pub struct SecretWrite {
     pub replaced_values: Vec<(String, SealedValue)>,
 }
 
+/// What a blob sealed under the root key protects; its associated data is built from this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootSealedKind {
+    /// An account's key (`accounts.wrapped_account_key`), by account id.
+    AccountKey,
+    /// An access key's secret (`access_keys.sealed_secret`), by access key id.
+    AccessKeySecret,
+    /// A KMS key's material version, by key id and material id.
+    KeyMaterial,
+}
+
+/// A blob sealed under the root key and where it lives (for root key rotation).
+#[derive(Clone)]
+pub struct RootSealed {
+    pub kind: RootSealedKind,
+    /// Account id, access key id, or KMS key id.
+    pub id: String,
+    /// KMS key material only: the material id and the key's ARN.
+    pub material_id: Option<String>,
+    pub key_arn: Option<String>,
+    pub blob: Vec<u8>,
+}
+
+impl std::fmt::Debug for RootSealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RootSealed")
+            .field("kind", &self.kind)
+            .field("id", &self.id)
+            .field("material_id", &self.material_id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Persistence operations. Implementations must make every write atomic and durable before
 /// the returned future resolves (an acknowledged write survives `kill -9`).
 pub trait Store: IdentityStore + KeyStore + Send + Sync + 'static {
@@ -142,6 +175,16 @@ pub trait Store: IdentityStore + KeyStore + Send + Sync + 'static {
 
     /// Removes a secret with all its versions and values.
     fn purge_secret(&self, arn: &str) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Every blob sealed under the root key.
+    fn root_sealed(&self) -> impl Future<Output = StoreResult<Vec<RootSealed>>> + Send;
+
+    /// Replaces a root-sealed blob if it is still `item.blob`; false if it changed or is gone.
+    fn replace_root_sealed(
+        &self,
+        item: RootSealed,
+        blob: Vec<u8>,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
 
     /// ARNs of secrets whose deletion is due at or before `now_ms`.
     fn secrets_due_for_purge(

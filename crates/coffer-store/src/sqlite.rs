@@ -754,6 +754,90 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn root_sealed(&self) -> StoreResult<Vec<crate::RootSealed>> {
+        use crate::{RootSealed, RootSealedKind};
+        self.read(|conn| {
+            let mut out = Vec::new();
+            let mut stmt =
+                conn.prepare_cached("SELECT account_id, wrapped_account_key FROM accounts")?;
+            for row in stmt.query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })? {
+                let (id, blob) = row?;
+                out.push(RootSealed {
+                    kind: RootSealedKind::AccountKey,
+                    id,
+                    material_id: None,
+                    key_arn: None,
+                    blob,
+                });
+            }
+            let mut stmt =
+                conn.prepare_cached("SELECT access_key_id, sealed_secret FROM access_keys")?;
+            for row in stmt.query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })? {
+                let (id, blob) = row?;
+                out.push(RootSealed {
+                    kind: RootSealedKind::AccessKeySecret,
+                    id,
+                    material_id: None,
+                    key_arn: None,
+                    blob,
+                });
+            }
+            let mut stmt = conn.prepare_cached(
+                "SELECT m.key_id, m.material_id, k.region, k.account_id, m.sealed
+                 FROM kms_key_materials m JOIN kms_keys k ON k.key_id = m.key_id",
+            )?;
+            for row in stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Vec<u8>>(4)?,
+                ))
+            })? {
+                let (key_id, material_id, region, account_id, blob) = row?;
+                out.push(RootSealed {
+                    kind: RootSealedKind::KeyMaterial,
+                    key_arn: Some(format!("arn:aws:kms:{region}:{account_id}:key/{key_id}")),
+                    id: key_id,
+                    material_id: Some(material_id),
+                    blob,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    async fn replace_root_sealed(
+        &self,
+        item: crate::RootSealed,
+        blob: Vec<u8>,
+    ) -> StoreResult<bool> {
+        use crate::RootSealedKind;
+        self.write(move |conn| {
+            let changed = match item.kind {
+                RootSealedKind::AccountKey => conn.execute(
+                    "UPDATE accounts SET wrapped_account_key = ?1 WHERE account_id = ?2 AND wrapped_account_key = ?3",
+                    params![blob, item.id, item.blob],
+                )?,
+                RootSealedKind::AccessKeySecret => conn.execute(
+                    "UPDATE access_keys SET sealed_secret = ?1 WHERE access_key_id = ?2 AND sealed_secret = ?3",
+                    params![blob, item.id, item.blob],
+                )?,
+                RootSealedKind::KeyMaterial => conn.execute(
+                    "UPDATE kms_key_materials SET sealed = ?1 WHERE key_id = ?2 AND material_id = ?3 AND sealed = ?4",
+                    params![blob, item.id, item.material_id, item.blob],
+                )?,
+            };
+            Ok(changed > 0)
+        })
+        .await
+    }
+
     async fn secrets_due_for_purge(&self, now_ms: i64) -> StoreResult<Vec<String>> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(

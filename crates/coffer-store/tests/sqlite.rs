@@ -41,7 +41,7 @@ fn value(tag: u8) -> SealedValue {
 fn one_value(id: &str, tag: u8) -> SecretWrite {
     SecretWrite {
         new_values: vec![(id.into(), value(tag))],
-        removed_versions: vec![],
+        ..SecretWrite::default()
     }
 }
 
@@ -141,8 +141,8 @@ async fn updates_are_conditional_on_the_revision() {
             2,
             secret("arn:a", "a", 3),
             SecretWrite {
-                new_values: vec![],
                 removed_versions: vec!["v2".into()],
+                ..SecretWrite::default()
             },
         )
         .await
@@ -335,4 +335,148 @@ async fn database_files_are_private() {
             & 0o777;
         assert_eq!(mode, 0o600, "{name} has mode {mode:o}");
     }
+}
+
+#[tokio::test]
+async fn replaced_values_overwrite_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("c.db")).unwrap();
+    store
+        .create_secret(secret("arn:r", "r", 1), one_value("v1", 1))
+        .await
+        .unwrap();
+    store
+        .update_secret(
+            1,
+            secret("arn:r", "r", 2),
+            SecretWrite {
+                replaced_values: vec![("v1".into(), value(9))],
+                ..SecretWrite::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_sealed_value("arn:r", "v1").await.unwrap(),
+        Some(value(9))
+    );
+}
+
+#[tokio::test]
+async fn kms_keys_materials_aliases_and_root_sealed_blobs() {
+    use coffer_store::*;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("k.db")).unwrap();
+    store
+        .insert_account(
+            AccountRecord {
+                account_id: "111122223333".into(),
+                created_ms: 1,
+                wrapped_account_key: vec![1],
+            },
+            AccessKeyRecord {
+                access_key_id: "AKIA1".into(),
+                account_id: "111122223333".into(),
+                principal_arn: "arn:aws:iam::111122223333:root".into(),
+                user_name: None,
+                sealed_secret: vec![2],
+                active: true,
+                created_ms: 1,
+            },
+        )
+        .await
+        .unwrap();
+    let material = |id: &str, b: u8| KeyMaterialRecord {
+        material_id: id.into(),
+        created_ms: 1,
+        rotation_type: None,
+        sealed: vec![b],
+    };
+    let mut key = KmsKeyRecord {
+        key_id: "k1".into(),
+        account_id: "111122223333".into(),
+        region: "us-east-1".into(),
+        created_ms: 1,
+        description: "d".into(),
+        manager: KeyManager::Customer,
+        state: KeyState::Enabled,
+        deletion_due_ms: None,
+        pending_window_days: None,
+        policy: "{}".into(),
+        tags: vec![],
+        rotation_enabled: false,
+        rotation_period_days: 365,
+        next_rotation_ms: None,
+        on_demand_rotation_ms: None,
+        materials: vec![material("m1", 3)],
+        revision: 1,
+    };
+    let alias = AliasRecord {
+        account_id: "111122223333".into(),
+        region: "us-east-1".into(),
+        alias_name: "alias/a".into(),
+        target_key_id: "k1".into(),
+        created_ms: 1,
+        updated_ms: 1,
+    };
+    store
+        .insert_kms_key(key.clone(), Some(alias.clone()))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.insert_alias(alias.clone()).await,
+        Err(StoreError::AlreadyExists)
+    ));
+    assert_eq!(store.get_kms_key("k1").await.unwrap(), Some(key.clone()));
+
+    // An update appends new material and fails on a stale revision.
+    key.materials.push(material("m2", 4));
+    key.revision = 2;
+    store.update_kms_key(1, key.clone()).await.unwrap();
+    assert!(matches!(
+        store.update_kms_key(1, key.clone()).await,
+        Err(StoreError::Conflict)
+    ));
+    let stored = store.get_kms_key("k1").await.unwrap().unwrap();
+    assert_eq!(stored.materials.len(), 2);
+    assert_eq!(stored.current_material().unwrap().material_id, "m2");
+
+    // Root-sealed blobs: account key, access key secret, two materials; CAS replacement.
+    let sealed = store.root_sealed().await.unwrap();
+    assert_eq!(sealed.len(), 4);
+    let m1 = sealed
+        .iter()
+        .find(|s| s.material_id.as_deref() == Some("m1"))
+        .unwrap()
+        .clone();
+    assert_eq!(
+        m1.key_arn.as_deref(),
+        Some("arn:aws:kms:us-east-1:111122223333:key/k1")
+    );
+    assert!(
+        store
+            .replace_root_sealed(m1.clone(), vec![7])
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store.replace_root_sealed(m1, vec![8]).await.unwrap(),
+        "stale blob"
+    );
+    assert_eq!(
+        store.get_kms_key("k1").await.unwrap().unwrap().materials[0].sealed,
+        vec![7]
+    );
+
+    // Destroying the key takes its material and aliases with it.
+    store.destroy_kms_key("k1").await.unwrap();
+    assert_eq!(store.get_kms_key("k1").await.unwrap(), None);
+    assert_eq!(
+        store
+            .get_alias("111122223333", "us-east-1", "alias/a")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.root_sealed().await.unwrap().len(), 2);
 }

@@ -102,11 +102,18 @@ pub fn workspace_root() -> PathBuf {
 
 /// Runs `coffer init --data-dir DIR --format json` and returns what it printed.
 pub fn init_data_dir(dir: &Path) -> Result<InitOutput> {
+    init_data_dir_with(dir, &[], &[])
+}
+
+/// As [`init_data_dir`], with more flags and environment (e.g. another root key provider).
+pub fn init_data_dir_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<InitOutput> {
     let out = Command::new(coffer_bin()?)
         .arg("init")
         .arg("--data-dir")
         .arg(dir)
         .args(["--format", "json"])
+        .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .context("running coffer init")?;

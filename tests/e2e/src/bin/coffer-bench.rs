@@ -49,6 +49,10 @@ struct Args {
     /// Create the secret first (an existing one is fine).
     #[arg(long)]
     create: bool,
+    /// With --create: the KMS key (id, ARN or alias) the secret is encrypted under; the
+    /// default is the AWS managed key alias/aws/secretsmanager.
+    #[arg(long)]
+    kms_key_id: Option<String>,
     /// Concurrent keep-alive connections, one request in flight on each.
     #[arg(long, default_value_t = 64)]
     connections: usize,
@@ -210,8 +214,12 @@ async fn run(args: Args) -> Result<()> {
         let value = serde_json::to_string(
             r#"{"username":"bench","password":"correct-horse-battery-staple-0123456789"}"#,
         )?;
+        let kms = match &args.kms_key_id {
+            Some(k) => format!(r#","KmsKeyId":{}"#, serde_json::to_string(k)?),
+            None => String::new(),
+        };
         let body = format!(
-            r#"{{"Name":{secret_id},"SecretString":{value},"ClientRequestToken":"{}"}}"#,
+            r#"{{"Name":{secret_id},"SecretString":{value},"ClientRequestToken":"{}"{kms}}}"#,
             coffer_e2e::random_token()
         );
         let (status, text) = target.call("CreateSecret", body).await?;
