@@ -179,7 +179,7 @@ enum KeyRef {
 }
 
 fn invalid_key_id(text: &str) -> CoreError {
-    CoreError::kms(KmsCode::NotFound, format!("Invalid keyId {text}"))
+    CoreError::kms(KmsCode::NotFound, format!("Invalid keyId '{text}'"))
 }
 
 fn is_uuid(s: &str) -> bool {
@@ -204,6 +204,12 @@ fn parse_key_ref(account_id: &str, region: &str, text: &str) -> Result<KeyRef, C
         };
         if *service != "kms" {
             return Err(invalid_key_id(text));
+        }
+        if *arn_region != region {
+            return Err(CoreError::kms(
+                KmsCode::NotFound,
+                format!("Invalid arn {arn_region}"),
+            ));
         }
         if let Some(id) = resource.strip_prefix("key/") {
             return Ok(KeyRef::Key {
@@ -472,6 +478,37 @@ fn validate_policy_text(policy: &str) -> Result<Policy, CoreError> {
         CoreError::MalformedPolicy(m) => CoreError::MalformedPolicy(m),
         other => other,
     })
+}
+
+/// The IAM user and role ARNs a policy names as principals (`Principal`/`NotPrincipal`).
+fn named_identities(policy: &str) -> Vec<String> {
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(policy) else {
+        return Vec::new();
+    };
+    let statements = match doc.get("Statement") {
+        Some(serde_json::Value::Array(a)) => a.clone(),
+        Some(one) => vec![one.clone()],
+        None => Vec::new(),
+    };
+    let mut out = Vec::new();
+    for st in &statements {
+        for element in ["Principal", "NotPrincipal"] {
+            let Some(aws) = st.get(element).and_then(|p| p.get("AWS")) else {
+                continue;
+            };
+            let ids: Vec<&str> = match aws {
+                serde_json::Value::String(s) => vec![s.as_str()],
+                serde_json::Value::Array(a) => a.iter().filter_map(|v| v.as_str()).collect(),
+                _ => Vec::new(),
+            };
+            out.extend(
+                ids.into_iter()
+                    .filter(|id| id.contains(":user/") || id.contains(":role/"))
+                    .map(str::to_string),
+            );
+        }
+    }
+    out
 }
 
 fn usable(key: &LoadedKey) -> Result<(), CoreError> {
@@ -990,9 +1027,7 @@ impl<S: Store> Coffer<S> {
     ) -> Result<SecretBytes, CoreError> {
         let n = match number_of_bytes {
             None => {
-                return Err(CoreError::Validation(
-                    "1 validation error detected: Value null at 'numberOfBytes' failed to satisfy constraint: Member must not be null".into(),
-                ));
+                return Err(CoreError::Validation("NumberOfBytes is required.".into()));
             }
             Some(n) => bytes_in_range(n)?,
         };
@@ -1107,6 +1142,7 @@ impl<S: Store> Coffer<S> {
         let policy = match &input.policy {
             Some(text) => {
                 let parsed = validate_policy_text(text)?;
+                self.check_principals_exist(text).await?;
                 if !input.bypass_policy_lockout_safety_check {
                     self.lockout_check(
                         caller,
@@ -1129,6 +1165,38 @@ impl<S: Store> Coffer<S> {
         )?;
         self.store.insert_kms_key(record.clone(), None).await?;
         Ok(record)
+    }
+
+    /// A key policy may name only principals that exist: KMS answers "Policy contains a
+    /// statement with one or more invalid principals." otherwise. Principals of accounts this
+    /// deployment does not hold cannot be checked and are taken as given.
+    async fn check_principals_exist(&self, policy: &str) -> Result<(), CoreError> {
+        for arn in named_identities(policy) {
+            let parts: Vec<&str> = arn.splitn(6, ':').collect();
+            let [_, _, "iam", "", account, resource] = parts.as_slice() else {
+                continue;
+            };
+            if self.store.get_account(account).await?.is_none() {
+                continue;
+            }
+            let (kind, path_name) = match resource.split_once('/') {
+                Some(("user", rest)) => (coffer_store::PrincipalKind::User, rest),
+                Some(("role", rest)) => (coffer_store::PrincipalKind::Role, rest),
+                _ => continue,
+            };
+            let name = path_name.rsplit('/').next().unwrap_or(path_name);
+            let exists = self
+                .store
+                .get_principal(account, kind, name)
+                .await?
+                .is_some_and(|p| p.arn() == arn);
+            if !exists {
+                return Err(CoreError::MalformedPolicy(
+                    "Policy contains a statement with one or more invalid principals.".into(),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// "The key policy must allow the calling principal to make a subsequent PutKeyPolicy
@@ -1310,6 +1378,7 @@ impl<S: Store> Coffer<S> {
             .await?;
         Self::check_policy_name(policy_name)?;
         let parsed = validate_policy_text(policy)?;
+        self.check_principals_exist(policy).await?;
         not_pending(&key)?;
         if !bypass_lockout_check {
             self.lockout_check(caller, &parsed, &key.arn).await?;
@@ -1341,10 +1410,17 @@ impl<S: Store> Coffer<S> {
         period_days: Option<i64>,
     ) -> Result<(), CoreError> {
         let period = period_days.unwrap_or(DEFAULT_ROTATION_DAYS);
-        if !(90..=2560).contains(&period) {
+        if period < 90 {
             return Err(validation(
                 "rotationPeriodInDays",
-                "Member must have value between 90 and 2560",
+                "Member must have value greater than or equal to 90",
+                &period.to_string(),
+            ));
+        }
+        if period > 2560 {
+            return Err(validation(
+                "rotationPeriodInDays",
+                "Member must have value less than or equal to 2560",
                 &period.to_string(),
             ));
         }

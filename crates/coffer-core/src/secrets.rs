@@ -885,8 +885,13 @@ impl<S: Store> Coffer<S> {
         validate_kms_key(input.kms_key_id.as_deref())?;
         validate_value(input.value.as_ref())?;
         let description = input.description.clone();
-        let kms_key_id = input.kms_key_id.clone().filter(|k| !k.is_empty());
-        if let Some(k) = &kms_key_id {
+        // "If you set this to an empty string, Secrets Manager uses the AWS managed key
+        // aws/secretsmanager" (UpdateSecret, KmsKeyId): `Some(None)` switches to the default.
+        let kms_key_id: Option<Option<String>> = input
+            .kms_key_id
+            .clone()
+            .map(|k| (!k.is_empty()).then_some(k));
+        if let Some(Some(k)) = &kms_key_id {
             // The new key must exist and be usable before anything changes.
             let arn_hint = self
                 .require_live_secret(
@@ -903,7 +908,7 @@ impl<S: Store> Coffer<S> {
                 rec.description = Some(d.clone());
             }
             if let Some(k) = &kms_key_id {
-                rec.kms_key_id = Some(k.clone());
+                rec.kms_key_id.clone_from(k);
             }
         };
         if let Some(value) = &input.value {

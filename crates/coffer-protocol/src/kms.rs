@@ -149,9 +149,8 @@ fn key_metadata(k: &KmsKeyRecord) -> Value {
     m.insert("KeySpec".into(), "SYMMETRIC_DEFAULT".into());
     m.insert("EncryptionAlgorithms".into(), json!(["SYMMETRIC_DEFAULT"]));
     m.insert("MultiRegion".into(), false.into());
-    if let Some(days) = k.pending_window_days {
-        m.insert("PendingDeletionWindowInDays".into(), days.into());
-    }
+    // `PendingDeletionWindowInDays` is "present only when the KeyState of the KMS key is
+    // PendingReplicaDeletion" (KeyMetadata), a state of multi-Region replicas coffer has not.
     if let Some(material) = k.current_material() {
         m.insert(
             "CurrentKeyMaterialId".into(),
