@@ -18,6 +18,8 @@
     reason = "test helpers fail the test by panicking"
 )]
 
+mod common;
+
 use std::path::Path;
 
 use base64::Engine as _;
@@ -139,6 +141,7 @@ async fn secret_values_never_reach_disk_or_logs() {
     let mut canaries = Canaries::new();
 
     exercise_every_value_path(&c, &mut canaries).await;
+    exercise_kms(&server, &c, &mut canaries).await;
 
     let hits = scan(dir.path(), &server.output(), &canaries);
     assert!(
@@ -341,4 +344,72 @@ async fn exercise_every_value_path(c: &Client, canaries: &mut Canaries) {
         .unwrap();
     let got = get("canary/binary").send().await.unwrap();
     assert_eq!(got.secret_binary().map(|b| b.as_ref()), Some(&b2[..]));
+}
+
+/// KMS plaintexts and data keys: Encrypt/Decrypt/ReEncrypt of a canary, a data key (its
+/// plaintext becomes a canary), a failing Decrypt, and a secret under a customer managed key.
+async fn exercise_kms(server: &Server, sm: &Client, canaries: &mut Canaries) {
+    use aws_sdk_kms::primitives::Blob as KmsBlob;
+    use aws_sdk_kms::types::DataKeySpec;
+    let kms = common::kms_client(server);
+    let key = kms.create_key().send().await.unwrap();
+    let key_id = key.key_metadata().unwrap().key_id().to_owned();
+    let plain = canaries.binary(7);
+    let ct = kms
+        .encrypt()
+        .key_id(&key_id)
+        .plaintext(KmsBlob::new(plain.clone()))
+        .encryption_context("purpose", "canary")
+        .send()
+        .await
+        .unwrap();
+    let blob = ct.ciphertext_blob().unwrap().clone();
+    let back = kms
+        .decrypt()
+        .ciphertext_blob(blob.clone())
+        .encryption_context("purpose", "canary")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.plaintext().unwrap().as_ref(), plain.as_slice());
+    assert!(
+        kms.decrypt()
+            .ciphertext_blob(blob.clone())
+            .send()
+            .await
+            .is_err(),
+        "a missing encryption context must fail"
+    );
+    kms.re_encrypt()
+        .ciphertext_blob(blob)
+        .source_encryption_context("purpose", "canary")
+        .destination_key_id(&key_id)
+        .send()
+        .await
+        .unwrap();
+    let data_key = kms
+        .generate_data_key()
+        .key_id(&key_id)
+        .key_spec(DataKeySpec::Aes256)
+        .send()
+        .await
+        .unwrap();
+    canaries
+        .binaries
+        .push(data_key.plaintext().unwrap().as_ref().to_vec());
+    let text = canaries.text("cmk");
+    sm.create_secret()
+        .name("canary/cmk")
+        .kms_key_id(&key_id)
+        .secret_string(&text)
+        .send()
+        .await
+        .unwrap();
+    let got = sm
+        .get_secret_value()
+        .secret_id("canary/cmk")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.secret_string(), Some(text.as_str()));
 }

@@ -8,12 +8,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::Duration;
+mod common;
 
 use aws_sdk_kms as kms;
-use aws_sdk_kms::config::retry::RetryConfig;
-use aws_sdk_kms::config::timeout::TimeoutConfig;
-use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_kms::error::ProvideErrorMetadata;
 use aws_sdk_kms::operation::decrypt::DecryptError;
 use aws_sdk_kms::operation::encrypt::EncryptError;
@@ -30,35 +27,13 @@ const INCORRECT_KEY: &str =
 const SM_DECRYPTION_FAILURE: &str =
     "Secrets Manager can't decrypt the protected secret text using the provided KMS key.";
 
+use common::kms_client;
+
 fn start() -> (Server, kms::Client, coffer_e2e::sm::Client) {
     let server = Server::dev().expect("start coffer server --dev");
     let kms = kms_client(&server);
     let sm = server.client();
     (server, kms, sm)
-}
-
-/// A KMS client for the server, configured like the harness's Secrets Manager client: static
-/// credentials, fixed endpoint and region, nothing from the environment.
-fn kms_client(server: &Server) -> kms::Client {
-    let config = kms::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(server.region.clone()))
-        .endpoint_url(&server.endpoint)
-        .credentials_provider(Credentials::new(
-            &server.credentials.access_key_id,
-            &server.credentials.secret_access_key,
-            None,
-            None,
-            "coffer-e2e",
-        ))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .operation_timeout(Duration::from_secs(30))
-                .build(),
-        )
-        .retry_config(RetryConfig::disabled())
-        .build();
-    kms::Client::from_conf(config)
 }
 
 fn key_arn(server: &Server, key_id: &str) -> String {
