@@ -48,6 +48,13 @@ pub(crate) struct LoadedKey {
     pub(crate) arn: String,
     policy: Arc<Policy>,
     materials: HashMap<String, Arc<SymmetricKey>>,
+    /// The key policy has no conditions and no policy variables, so for a root user (whose
+    /// identity side never changes) a decision depends only on who asks for what.
+    unconditional: bool,
+    /// `action \0 principal ARN` of root users allowed by this version of the key, so the
+    /// hot path of reading secrets under a customer managed key skips re-evaluating. Dropped
+    /// with the `LoadedKey` when the key (its policy) changes.
+    allowed_roots: RwLock<std::collections::HashSet<String>>,
 }
 
 /// Loaded keys by id. A write to a key removes it; a load that raced with a write is not
@@ -573,11 +580,14 @@ impl<S: Store> Coffer<S> {
                 .open_key_material(&arn, &m.material_id, &m.sealed)?;
             materials.insert(m.material_id.clone(), Arc::new(key));
         }
+        let unconditional = !record.policy.contains("Condition") && !record.policy.contains("${");
         Ok(LoadedKey {
             record,
             arn,
             policy: Arc::new(policy),
             materials,
+            unconditional,
+            allowed_roots: RwLock::new(std::collections::HashSet::new()),
         })
     }
 
@@ -774,6 +784,11 @@ impl<S: Store> Coffer<S> {
         context: Option<&EncryptionContext>,
         via_service: Option<&str>,
     ) -> Result<(), CoreError> {
+        if self.root_allowed_before(caller, action, key) {
+            return Ok(());
+        }
+        let memo = (caller.principal_type == crate::PrincipalType::Root && key.unconditional)
+            .then(|| format!("{action}\0{}", caller.principal_arn));
         self.decide_key(
             caller,
             action,
@@ -781,7 +796,25 @@ impl<S: Store> Coffer<S> {
             request_keys(caller, context, via_service),
             &key.policy,
         )
-        .await
+        .await?;
+        if let Some(m) = memo
+            && let Ok(mut set) = key.allowed_roots.write()
+            && set.len() < 1024
+        {
+            set.insert(m);
+        }
+        Ok(())
+    }
+
+    /// Whether this root user was allowed `action` on this version of an unconditional key.
+    fn root_allowed_before(&self, caller: &Caller, action: &str, key: &LoadedKey) -> bool {
+        if caller.principal_type != crate::PrincipalType::Root || !key.unconditional {
+            return false;
+        }
+        let memo = format!("{action}\0{}", caller.principal_arn);
+        key.allowed_roots
+            .read()
+            .is_ok_and(|set| set.contains(&memo))
     }
 
     /// Resolves a caller's `KeyId` and authorizes `action` on it.
@@ -1877,6 +1910,34 @@ impl<S: Store> Coffer<S> {
 
     // ---------- for Secrets Manager ----------
 
+    /// Authorizes Secrets Manager's use of a key on the caller's behalf
+    /// (`kms:ViaService = secretsmanager.REGION.amazonaws.com`).
+    ///
+    /// The AWS managed key's policy is fixed and allows exactly this to every principal of its
+    /// account, and the root user has no identity-based policy that could deny it; so for the
+    /// root user of the key's own account the decision is known without evaluating (this is
+    /// GetSecretValue's hot path). Everyone else is evaluated.
+    async fn authorize_via_secrets_manager(
+        &self,
+        caller: &Caller,
+        action: &str,
+        key: &LoadedKey,
+        region: &str,
+        context: &EncryptionContext,
+    ) -> Result<(), CoreError> {
+        let decided = key.record.manager == KeyManager::Aws
+            && caller.principal_type == crate::PrincipalType::Root
+            && caller.account_id == key.record.account_id
+            && region == key.record.region;
+        if decided || self.root_allowed_before(caller, action, key) {
+            return Ok(());
+        }
+        let via = format!("secretsmanager.{region}.amazonaws.com");
+        self.authorize_key(caller, action, key, Some(context), Some(&via))
+            .await
+            .map_err(|_| access_to_kms_denied())
+    }
+
     /// The customer managed key a secret names, resolved in the secret's account and region.
     async fn secret_key(
         &self,
@@ -1923,16 +1984,8 @@ impl<S: Store> Coffer<S> {
             None => self.secrets_manager_key(account_id, region).await?,
             Some(text) => self.secret_key(account_id, region, text).await?,
         };
-        let via = format!("secretsmanager.{region}.amazonaws.com");
-        self.authorize_key(
-            caller,
-            "kms:GenerateDataKey",
-            &key,
-            Some(context),
-            Some(&via),
-        )
-        .await
-        .map_err(|_| access_to_kms_denied())?;
+        self.authorize_via_secrets_manager(caller, "kms:GenerateDataKey", &key, region, context)
+            .await?;
         usable(&key).map_err(|_| encryption_failure())?;
         Ok(Self::encrypt_under(&key, data_key.expose(), context)?.blob)
     }
@@ -1957,10 +2010,8 @@ impl<S: Store> Coffer<S> {
             )
         };
         let key = self.loaded_key(&key_id).await?.ok_or_else(failure)?;
-        let via = format!("secretsmanager.{region}.amazonaws.com");
-        self.authorize_key(caller, "kms:Decrypt", &key, Some(context), Some(&via))
-            .await
-            .map_err(|_| access_to_kms_denied())?;
+        self.authorize_via_secrets_manager(caller, "kms:Decrypt", &key, region, context)
+            .await?;
         usable(&key).map_err(|_| failure())?;
         let plain =
             Self::decrypt_under(&key, &material_id, blob, context).map_err(|_| failure())?;
