@@ -266,3 +266,59 @@ async fn a_pkcs11_root_key_serves_across_restarts_and_the_key_file_mode_cannot_o
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn a_passphrase_root_key_opens_only_with_its_passphrase() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("store");
+    // Cheap Argon2 settings for the test; production stores record 64 MiB, t=3.
+    let env = [
+        ("COFFER_ROOT_PASSPHRASE", "correct horse battery staple"),
+        ("COFFER_ARGON2_TEST_PARAMS", "1"),
+    ];
+    let init = init_data_dir_with(&dir, &["--root-key", "passphrase"], &env).unwrap();
+    assert!(
+        !dir.join("root.key").exists(),
+        "no key file for a passphrase store"
+    );
+    let descriptor = std::fs::read_to_string(dir.join("root-key.json")).unwrap();
+    assert!(descriptor.contains("\"passphrase\""), "{descriptor}");
+    assert!(
+        !descriptor.contains("correct horse"),
+        "the passphrase is never stored"
+    );
+
+    let server = Server::data_dir(&dir, &init, &env).unwrap();
+    create(&server, "pp/secret", "behind-a-passphrase").await;
+    server.stop().unwrap();
+    let server = Server::data_dir(&dir, &init, &env).unwrap();
+    assert_eq!(
+        read(&server, "pp/secret").await.as_deref(),
+        Some("behind-a-passphrase")
+    );
+    server.stop().unwrap();
+
+    for (passphrase, expect) in [("wrong passphrase", "passphrase does not unlock"), ("", "")] {
+        let mut cmd = Command::new(coffer_bin().unwrap());
+        cmd.args([
+            "server",
+            "--insecure-http",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .env_remove("COFFER_ROOT_PASSPHRASE");
+        if !passphrase.is_empty() {
+            cmd.env("COFFER_ROOT_PASSPHRASE", passphrase);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        if expect.is_empty() {
+            assert!(stderr.contains("COFFER_ROOT_PASSPHRASE"), "{stderr}");
+        } else {
+            assert!(stderr.contains(expect), "{stderr}");
+        }
+    }
+}
