@@ -2106,8 +2106,13 @@ mod tests {
             Ok(KeyRef::Key { ref key_id, .. }) if key_id == id
         ));
         assert!(matches!(
+            parse_key_ref("111122223333", "us-east-1", &format!("arn:aws:kms:us-east-1:444455556666:key/{id}")),
+            Ok(KeyRef::Key { ref account_id, ref region, .. }) if account_id == "444455556666" && region == "us-east-1"
+        ));
+        // Another region's key: "Invalid arn REGION" (recorded AWS answer).
+        assert!(matches!(
             parse_key_ref("111122223333", "us-east-1", &format!("arn:aws:kms:eu-west-1:444455556666:key/{id}")),
-            Ok(KeyRef::Key { ref account_id, ref region, .. }) if account_id == "444455556666" && region == "eu-west-1"
+            Err(CoreError::Kms { code: KmsCode::NotFound, ref message }) if message == "Invalid arn eu-west-1"
         ));
         assert!(matches!(
             parse_key_ref("111122223333", "us-east-1", "alias/app"),
