@@ -1684,6 +1684,26 @@ impl<S: Store> Coffer<S> {
         Ok(())
     }
 
+    /// Checks an alias name, authorizes `action` on the alias's ARN (IAM only: an alias has
+    /// no policy) and refuses the prefix reserved for AWS managed keys. Returns the ARN.
+    async fn authorize_alias(
+        &self,
+        caller: &Caller,
+        action: &str,
+        alias_name: &str,
+    ) -> Result<String, CoreError> {
+        Self::check_alias_name(alias_name)?;
+        let arn = alias_arn(&caller.region, &caller.account_id, alias_name);
+        self.authorize(caller, action, &arn).await?;
+        if alias_name.starts_with("alias/aws/") {
+            return Err(CoreError::kms(
+                KmsCode::NotAuthorized,
+                "The alias/aws/ prefix is reserved for AWS managed keys.",
+            ));
+        }
+        Ok(arn)
+    }
+
     /// The key an alias may point at: a key id or key ARN of the caller's account, not an alias.
     async fn alias_target(
         &self,
@@ -1714,15 +1734,9 @@ impl<S: Store> Coffer<S> {
         alias_name: &str,
         target: &str,
     ) -> Result<(), CoreError> {
-        Self::check_alias_name(alias_name)?;
-        let arn = alias_arn(&caller.region, &caller.account_id, alias_name);
-        self.authorize(caller, "kms:CreateAlias", &arn).await?;
-        if alias_name.starts_with("alias/aws/") {
-            return Err(CoreError::kms(
-                KmsCode::NotAuthorized,
-                "The alias/aws/ prefix is reserved for AWS managed keys.",
-            ));
-        }
+        let arn = self
+            .authorize_alias(caller, "kms:CreateAlias", alias_name)
+            .await?;
         let key = self.alias_target(caller, target).await?;
         self.authorize_key(caller, "kms:CreateAlias", &key, None, None)
             .await?;
@@ -1755,15 +1769,9 @@ impl<S: Store> Coffer<S> {
         alias_name: &str,
         target: &str,
     ) -> Result<(), CoreError> {
-        Self::check_alias_name(alias_name)?;
-        let arn = alias_arn(&caller.region, &caller.account_id, alias_name);
-        self.authorize(caller, "kms:UpdateAlias", &arn).await?;
-        if alias_name.starts_with("alias/aws/") {
-            return Err(CoreError::kms(
-                KmsCode::NotAuthorized,
-                "The alias/aws/ prefix is reserved for AWS managed keys.",
-            ));
-        }
+        let arn = self
+            .authorize_alias(caller, "kms:UpdateAlias", alias_name)
+            .await?;
         let existing = self
             .store
             .get_alias(&caller.account_id, &caller.region, alias_name)
@@ -1798,15 +1806,9 @@ impl<S: Store> Coffer<S> {
         caller: &Caller,
         alias_name: &str,
     ) -> Result<(), CoreError> {
-        Self::check_alias_name(alias_name)?;
-        let arn = alias_arn(&caller.region, &caller.account_id, alias_name);
-        self.authorize(caller, "kms:DeleteAlias", &arn).await?;
-        if alias_name.starts_with("alias/aws/") {
-            return Err(CoreError::kms(
-                KmsCode::NotAuthorized,
-                "The alias/aws/ prefix is reserved for AWS managed keys.",
-            ));
-        }
+        let arn = self
+            .authorize_alias(caller, "kms:DeleteAlias", alias_name)
+            .await?;
         let existing = self
             .store
             .get_alias(&caller.account_id, &caller.region, alias_name)
