@@ -273,21 +273,32 @@ fn validation(member: &str, constraint: &str, value: &str) -> CoreError {
     ))
 }
 
-fn check_limit(limit: Option<i64>, max: i64) -> Result<usize, CoreError> {
-    match limit {
-        None => Ok(usize::try_from(max.min(100)).unwrap_or(100)),
-        Some(n) if n < 1 => Err(validation(
-            "limit",
-            "Member must have value greater than or equal to 1",
-            &n.to_string(),
-        )),
-        Some(n) if n > max => Err(validation(
-            "limit",
-            &format!("Member must have value less than or equal to {max}"),
-            &n.to_string(),
-        )),
-        Some(n) => Ok(usize::try_from(n).unwrap_or(1)),
+/// A number within the service model's `min`/`max` for `member`, with AWS's one-sided
+/// validation messages.
+fn check_range(member: &str, value: i64, min: i64, max: i64) -> Result<i64, CoreError> {
+    if value < min {
+        return Err(validation(
+            member,
+            &format!("Member must have value greater than or equal to {min}"),
+            &value.to_string(),
+        ));
     }
+    if value > max {
+        return Err(validation(
+            member,
+            &format!("Member must have value less than or equal to {max}"),
+            &value.to_string(),
+        ));
+    }
+    Ok(value)
+}
+
+fn check_limit(limit: Option<i64>, max: i64) -> Result<usize, CoreError> {
+    let n = match limit {
+        None => max.min(100),
+        Some(n) => check_range("limit", n, 1, max)?,
+    };
+    Ok(usize::try_from(n).unwrap_or(1))
 }
 
 /// One page of `items` (already in order), starting at the item whose marker is `marker`.
@@ -481,10 +492,7 @@ fn validate_policy_text(policy: &str) -> Result<Policy, CoreError> {
             "The key policy exceeds the maximum size of {MAX_KEY_POLICY} bytes."
         )));
     }
-    Policy::parse(policy, Kind::Resource).map_err(|e| match policies::to_core(&e) {
-        CoreError::MalformedPolicy(m) => CoreError::MalformedPolicy(m),
-        other => other,
-    })
+    policies::parse(policy, Kind::Resource)
 }
 
 /// The IAM user and role ARNs a policy names as principals (`Principal`/`NotPrincipal`).
@@ -541,18 +549,22 @@ fn not_pending(key: &LoadedKey) -> Result<(), CoreError> {
     }
 }
 
-/// `kms:` condition keys of a request on a key.
+/// `kms:` condition keys of a request on a key; `via_region` when Secrets Manager in that
+/// region makes the request on the caller's behalf (`kms:ViaService`).
 fn request_keys(
     caller: &Caller,
     context: Option<&EncryptionContext>,
-    via_service: Option<&str>,
+    via_region: Option<&str>,
 ) -> RequestKeys {
     let mut keys: RequestKeys = vec![(
         "kms:CallerAccount".to_string(),
         vec![caller.account_id.clone()],
     )];
-    if let Some(service) = via_service {
-        keys.push(("kms:ViaService".to_string(), vec![service.to_string()]));
+    if let Some(region) = via_region {
+        keys.push((
+            "kms:ViaService".to_string(),
+            vec![format!("secretsmanager.{region}.amazonaws.com")],
+        ));
     }
     if let Some(context) = context {
         for (k, v) in context {
@@ -782,18 +794,20 @@ impl<S: Store> Coffer<S> {
         action: &str,
         key: &LoadedKey,
         context: Option<&EncryptionContext>,
-        via_service: Option<&str>,
+        via_region: Option<&str>,
     ) -> Result<(), CoreError> {
-        if self.root_allowed_before(caller, action, key) {
-            return Ok(());
-        }
         let memo = (caller.principal_type == crate::PrincipalType::Root && key.unconditional)
             .then(|| format!("{action}\0{}", caller.principal_arn));
+        if let Some(m) = &memo
+            && key.allowed_roots.read().is_ok_and(|set| set.contains(m))
+        {
+            return Ok(());
+        }
         self.decide_key(
             caller,
             action,
             &key.arn,
-            request_keys(caller, context, via_service),
+            request_keys(caller, context, via_region),
             &key.policy,
         )
         .await?;
@@ -804,17 +818,6 @@ impl<S: Store> Coffer<S> {
             set.insert(m);
         }
         Ok(())
-    }
-
-    /// Whether this root user was allowed `action` on this version of an unconditional key.
-    fn root_allowed_before(&self, caller: &Caller, action: &str, key: &LoadedKey) -> bool {
-        if caller.principal_type != crate::PrincipalType::Root || !key.unconditional {
-            return false;
-        }
-        let memo = format!("{action}\0{}", caller.principal_arn);
-        key.allowed_roots
-            .read()
-            .is_ok_and(|set| set.contains(&memo))
     }
 
     /// Resolves a caller's `KeyId` and authorizes `action` on it.
@@ -1284,29 +1287,30 @@ impl<S: Store> Coffer<S> {
     }
 
     pub async fn kms_enable_key(&self, caller: &Caller, key_id: &str) -> Result<(), CoreError> {
-        let key = self.authorized_key(caller, key_id, "kms:EnableKey").await?;
-        not_pending(&key)?;
-        self.change_key(&key.record.key_id, |k| {
-            if k.state == KeyState::PendingDeletion {
-                return Err(pending_deletion(&k.arn()));
-            }
-            k.state = KeyState::Enabled;
-            Ok(())
-        })
-        .await?;
-        Ok(())
+        self.set_key_state(caller, key_id, "kms:EnableKey", KeyState::Enabled)
+            .await
     }
 
     pub async fn kms_disable_key(&self, caller: &Caller, key_id: &str) -> Result<(), CoreError> {
-        let key = self
-            .authorized_key(caller, key_id, "kms:DisableKey")
-            .await?;
+        self.set_key_state(caller, key_id, "kms:DisableKey", KeyState::Disabled)
+            .await
+    }
+
+    /// Enables or disables a key; a key pending deletion must be cancelled first.
+    async fn set_key_state(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+        action: &str,
+        state: KeyState,
+    ) -> Result<(), CoreError> {
+        let key = self.authorized_key(caller, key_id, action).await?;
         not_pending(&key)?;
         self.change_key(&key.record.key_id, |k| {
             if k.state == KeyState::PendingDeletion {
                 return Err(pending_deletion(&k.arn()));
             }
-            k.state = KeyState::Disabled;
+            k.state = state;
             Ok(())
         })
         .await?;
@@ -1443,20 +1447,7 @@ impl<S: Store> Coffer<S> {
         period_days: Option<i64>,
     ) -> Result<(), CoreError> {
         let period = period_days.unwrap_or(DEFAULT_ROTATION_DAYS);
-        if period < 90 {
-            return Err(validation(
-                "rotationPeriodInDays",
-                "Member must have value greater than or equal to 90",
-                &period.to_string(),
-            ));
-        }
-        if period > 2560 {
-            return Err(validation(
-                "rotationPeriodInDays",
-                "Member must have value less than or equal to 2560",
-                &period.to_string(),
-            ));
-        }
+        check_range("rotationPeriodInDays", period, 90, 2560)?;
         let key = self
             .authorized_key(caller, key_id, "kms:EnableKeyRotation")
             .await?;
@@ -1931,11 +1922,10 @@ impl<S: Store> Coffer<S> {
             && caller.principal_type == crate::PrincipalType::Root
             && caller.account_id == key.record.account_id
             && region == key.record.region;
-        if decided || self.root_allowed_before(caller, action, key) {
+        if decided {
             return Ok(());
         }
-        let via = format!("secretsmanager.{region}.amazonaws.com");
-        self.authorize_key(caller, action, key, Some(context), Some(&via))
+        self.authorize_key(caller, action, key, Some(context), Some(region))
             .await
             .map_err(|_| access_to_kms_denied())
     }
@@ -2057,20 +2047,7 @@ fn check_plaintext(plaintext: &SecretBytes) -> Result<(), CoreError> {
 }
 
 fn bytes_in_range(n: i64) -> Result<usize, CoreError> {
-    if n < 1 {
-        return Err(validation(
-            "numberOfBytes",
-            "Member must have value greater than or equal to 1",
-            &n.to_string(),
-        ));
-    }
-    if n > 1024 {
-        return Err(validation(
-            "numberOfBytes",
-            "Member must have value less than or equal to 1024",
-            &n.to_string(),
-        ));
-    }
+    let n = check_range("numberOfBytes", n, 1, 1024)?;
     Ok(usize::try_from(n).unwrap_or(1))
 }
 

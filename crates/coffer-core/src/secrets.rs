@@ -891,18 +891,6 @@ impl<S: Store> Coffer<S> {
             .kms_key_id
             .clone()
             .map(|k| (!k.is_empty()).then_some(k));
-        if let Some(Some(k)) = &kms_key_id {
-            // The new key must exist and be usable before anything changes.
-            let arn_hint = self
-                .require_live_secret(
-                    caller,
-                    &input.secret_id,
-                    "secretsmanager:UpdateSecret",
-                    Vec::new(),
-                )
-                .await?;
-            self.check_secret_key(&arn_hint, k).await?;
-        }
         let apply = |rec: &mut SecretRecord| {
             if let Some(d) = &description {
                 rec.description = Some(d.clone());
@@ -943,6 +931,11 @@ impl<S: Store> Coffer<S> {
             };
             if description.is_none() && kms_key_id.is_none() {
                 return Ok(outcome);
+            }
+            // With a new value, sealing it under the new key checks the key; without one there
+            // may be nothing to re-seal, so the key must be checked here.
+            if let Some(Some(k)) = &kms_key_id {
+                self.check_secret_key(&rec, k).await?;
             }
             let mut next = rec.clone();
             apply(&mut next);
