@@ -51,10 +51,11 @@ pub(crate) struct LoadedKey {
     /// The key policy has no conditions and no policy variables, so for a root user (whose
     /// identity side never changes) a decision depends only on who asks for what.
     unconditional: bool,
-    /// `action \0 principal ARN` of root users allowed by this version of the key, so the
-    /// hot path of reading secrets under a customer managed key skips re-evaluating. Dropped
-    /// with the `LoadedKey` when the key (its policy) changes.
-    allowed_roots: RwLock<std::collections::HashSet<String>>,
+    /// `(action, principal ARN)` of root users allowed by this version of the key, so the hot
+    /// path of reading secrets under a customer managed key skips re-evaluating. A short list
+    /// compared in place (no allocation, no hashing); dropped with the `LoadedKey` when the
+    /// key (its policy) changes.
+    allowed_roots: RwLock<Vec<(String, String)>>,
 }
 
 /// Loaded keys by id. A write to a key removes it; a load that raced with a write is not
@@ -599,7 +600,7 @@ impl<S: Store> Coffer<S> {
             policy: Arc::new(policy),
             materials,
             unconditional,
-            allowed_roots: RwLock::new(std::collections::HashSet::new()),
+            allowed_roots: RwLock::new(Vec::new()),
         })
     }
 
@@ -796,10 +797,12 @@ impl<S: Store> Coffer<S> {
         context: Option<&EncryptionContext>,
         via_region: Option<&str>,
     ) -> Result<(), CoreError> {
-        let memo = (caller.principal_type == crate::PrincipalType::Root && key.unconditional)
-            .then(|| format!("{action}\0{}", caller.principal_arn));
-        if let Some(m) = &memo
-            && key.allowed_roots.read().is_ok_and(|set| set.contains(m))
+        let memo = caller.principal_type == crate::PrincipalType::Root && key.unconditional;
+        if memo
+            && key.allowed_roots.read().is_ok_and(|seen| {
+                seen.iter()
+                    .any(|(a, p)| a == action && *p == caller.principal_arn)
+            })
         {
             return Ok(());
         }
@@ -811,11 +814,11 @@ impl<S: Store> Coffer<S> {
             &key.policy,
         )
         .await?;
-        if let Some(m) = memo
-            && let Ok(mut set) = key.allowed_roots.write()
-            && set.len() < 1024
+        if memo
+            && let Ok(mut seen) = key.allowed_roots.write()
+            && seen.len() < 64
         {
-            set.insert(m);
+            seen.push((action.to_string(), caller.principal_arn.clone()));
         }
         Ok(())
     }
