@@ -192,6 +192,7 @@ fn stored_rows(
         region: "us-east-1".into(),
         source_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
         secure_transport: false,
+        session: None,
     };
     let simulation = coffer_core::Simulation {
         source: coffer_core::SimulationSource::Principal(principal),

@@ -30,7 +30,7 @@ impl Caller {
     pub fn user_name(&self) -> Option<&str> {
         match self.principal_type {
             PrincipalType::IamUser => self.principal_arn.rsplit('/').next(),
-            PrincipalType::Root => None,
+            PrincipalType::Root | PrincipalType::AssumedRole => None,
         }
     }
 }
@@ -181,6 +181,7 @@ impl<S: Store> Coffer<S> {
                 root_identity = root.iter().cloned().collect();
                 (&root_identity, None)
             }
+            PrincipalType::AssumedRole => (&[], None),
             PrincipalType::IamUser => {
                 let name = caller.user_name().unwrap_or_default();
                 user_entry = self.user_policies(caller, name).await?;

@@ -11,6 +11,8 @@ use crate::{Coffer, CoreError, InitOutcome, SecretBytes, ids};
 pub enum PrincipalType {
     Root,
     IamUser,
+    /// A session of an IAM role, from `AssumeRole`.
+    AssumedRole,
 }
 
 /// The authenticated caller of one request.
@@ -25,6 +27,43 @@ pub struct Caller {
     pub source_ip: IpAddr,
     /// Whether the request arrived over TLS (`aws:SecureTransport`).
     pub secure_transport: bool,
+    /// What temporary credentials carry; `None` for long-term access keys.
+    pub session: Option<std::sync::Arc<Session>>,
+}
+
+/// The facts sealed into a session token (from `AssumeRole` or `GetSessionToken`) that
+/// authorization, `GetCallerIdentity` and the audit trail read. Never holds the session's
+/// secret access key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub issued_ms: i64,
+    pub expires_ms: i64,
+    /// When the second factor was proven, for sessions obtained with an MFA code.
+    pub mfa_authenticated_ms: Option<i64>,
+    /// The role and session name of an assumed-role session.
+    pub role: Option<RoleSession>,
+    /// The inline session policy passed to `AssumeRole`.
+    pub policy: Option<String>,
+    /// The managed session policies passed to `AssumeRole` (`PolicyArns`), resolved when a
+    /// decision is made, as AWS does.
+    pub policy_arns: Vec<String>,
+    /// Session tags (`aws:PrincipalTag/…`), overriding the role's tags of the same key.
+    pub tags: Vec<(String, String)>,
+    /// Tag keys that pass on to sessions this session assumes (role chaining).
+    pub transitive_tag_keys: Vec<String>,
+    pub source_identity: Option<String>,
+}
+
+/// Which role a session belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleSession {
+    pub role_arn: String,
+    /// The role's unique id (`AROA…`) when the session began: a role deleted and created
+    /// again under the same name is another role, and grants the old sessions nothing.
+    pub role_id: String,
+    pub session_name: String,
+    /// Whether the session was assumed by another role session (role chaining).
+    pub chained: bool,
 }
 
 /// An access key as the authenticator needs it: the secret for SigV4, and who it belongs to.

@@ -41,7 +41,7 @@ pub use iam::{
     AWS_MANAGED_POLICIES, AuthorizationDetails, ManagedPolicy, NewAccessKey, PrincipalDetail,
     RoleInput, aws_managed_document,
 };
-pub use identity::{AccessKeyIdentity, Caller, PrincipalType};
+pub use identity::{AccessKeyIdentity, Caller, PrincipalType, RoleSession, Session};
 pub use root_rotation::RootRotation;
 pub use secrets::*;
 pub use simulate::{Simulation, SimulationResult, SimulationSource};

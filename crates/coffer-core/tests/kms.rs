@@ -20,6 +20,7 @@ fn root(account_id: &str) -> Caller {
         region: "us-east-1".into(),
         source_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         secure_transport: true,
+        session: None,
     }
 }
 

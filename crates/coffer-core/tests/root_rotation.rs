@@ -22,6 +22,7 @@ fn root_caller(account_id: &str, access_key_id: &str) -> Caller {
         region: "us-east-1".into(),
         source_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         secure_transport: false,
+        session: None,
     }
 }
 

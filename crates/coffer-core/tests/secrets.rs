@@ -39,6 +39,7 @@ fn fixture() -> Fixture {
         region: "us-east-1".into(),
         source_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         secure_transport: false,
+        session: None,
     };
     Fixture {
         _dir: dir,

@@ -99,6 +99,7 @@ impl Authenticator {
             region: claim.region,
             source_ip,
             secure_transport: secure(parts),
+            session: None,
         })
     }
 
@@ -210,6 +211,7 @@ impl Authenticator {
             region,
             source_ip,
             secure_transport: secure(parts),
+            session: None,
         })
     }
 }
