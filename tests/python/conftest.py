@@ -6,7 +6,8 @@ By default each server variant is started once per session from the debug binary
     coffer server --dev --listen 127.0.0.1:0 [--manual-clock | --accept-any-credentials]
 
 and its banner (``coffer dev server listening on http://HOST:PORT (account ..., region ...)`` followed by
-``export AWS_...=...`` lines) tells the endpoint and the root credentials.
+``export AWS_...=...`` lines, then ``export COFFER_DATA_DIR=...``) tells the endpoint, the root credentials and the
+throw-away data directory (where `coffer account create` reaches the running server).
 
 Set ``COFFER_E2E_ENDPOINT`` (plus ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``, optionally
 ``COFFER_E2E_ACCOUNT`` and ``AWS_REGION``) to run the suite against an already running server instead, e.g.
@@ -20,6 +21,7 @@ import collections
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -43,6 +45,7 @@ BANNER_RE = re.compile(
     r"\(account (?P<account>\d{12}), region (?P<region>[a-z0-9-]+)\)$"
 )
 EXPORT_RE = re.compile(r"^export (?P<key>AWS_[A-Z_]+)=(?P<value>.*)$")
+DATA_DIR_RE = re.compile(r"^export COFFER_DATA_DIR=(?P<value>.*)$")
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class Endpoint:
     account: str
     manual_clock: bool = False
     external: bool = False
+    # The dev server's data directory (None for an external endpoint).
+    data_dir: str | None = None
 
 
 def coffer_binary() -> Path:
@@ -132,7 +137,8 @@ class CofferProcess:
         deadline = time.monotonic() + BANNER_TIMEOUT_S
         banner: re.Match[str] | None = None
         exports: dict[str, str] = {}
-        while "AWS_DEFAULT_REGION" not in exports:
+        data_dir: str | None = None
+        while "AWS_DEFAULT_REGION" not in exports or data_dir is None:
             line = self._next_line(deadline)
             if line is None:
                 self._fail_start(cmd, "exited" if self._eof.is_set() else f"timed out after {BANNER_TIMEOUT_S:.0f} s")
@@ -142,6 +148,9 @@ class CofferProcess:
             m = EXPORT_RE.match(line)
             if m:
                 exports[m["key"]] = m["value"].strip().strip("'\"")
+            d = DATA_DIR_RE.match(line)
+            if d:
+                data_dir = shlex.split(d["value"])[0]
         with self._cond:
             self._lines.clear()
         for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
@@ -155,6 +164,7 @@ class CofferProcess:
             region=exports.get("AWS_REGION", banner["region"]),
             account=banner["account"],
             manual_clock="--manual-clock" in self.extra_flags,
+            data_dir=data_dir,
         )
 
     def _fail_start(self, cmd: list[str], why: str) -> None:
@@ -167,7 +177,7 @@ class CofferProcess:
             f"coffer did not print its dev-server banner ({why}; exit code {code}).\n"
             f"command: {' '.join(cmd)}\n"
             "expected: 'coffer dev server listening on http://127.0.0.1:PORT (account N, region R)' then export lines "
-            "up to AWS_DEFAULT_REGION\n"
+            "up to AWS_DEFAULT_REGION, then 'export COFFER_DATA_DIR=...'\n"
             f"--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
             pytrace=False,
         )
@@ -338,3 +348,56 @@ def aws_cli(coffer: Endpoint, tmp_path_factory: pytest.TempPathFactory) -> Calla
         return result
 
     return run
+
+
+@dataclass(frozen=True)
+class Account:
+    """An account created with `coffer account create`, with its root credentials."""
+
+    account: str
+    access_key: str
+    secret_key: str
+    endpoint: Endpoint  # the same server, seen with this account's root credentials
+
+
+def run_coffer(*args: str, data_dir: str | None = None, check: bool = True) -> CliResult:
+    """Runs the `coffer` binary (e.g. `account create`) with COFFER_DATA_DIR set to `data_dir`."""
+    env = {k: v for k, v in os.environ.items() if not (k.startswith("AWS_") or k.startswith("COFFER_"))}
+    if data_dir is not None:
+        env["COFFER_DATA_DIR"] = data_dir
+    env.setdefault("RUST_LOG", "warn")
+    done = subprocess.run([str(coffer_binary()), *args], env=env, capture_output=True, text=True, timeout=60)
+    result = CliResult(done.returncode, done.stdout, done.stderr)
+    if check and done.returncode != 0:
+        pytest.fail(f"`coffer {' '.join(args)}` exited {done.returncode}:\n{done.stderr}", pytrace=False)
+    return result
+
+
+@pytest.fixture(scope="session")
+def new_account(coffer: Endpoint) -> Callable[..., Account]:
+    """Creates another account in the default dev server's store through `coffer account create --output json`
+    (the CLI reaches the running server through its admin socket); skips against an external endpoint."""
+    if coffer.external or coffer.data_dir is None:
+        pytest.skip("needs coffer's dev data directory (not available with COFFER_E2E_ENDPOINT)")
+
+    def create(account_id: str | None = None) -> Account:
+        args = ["account", "create", "--output", "json"]
+        if account_id is not None:
+            args += ["--account-id", account_id]
+        created = run_coffer(*args, data_dir=coffer.data_dir).json
+        endpoint = Endpoint(
+            url=coffer.url,
+            access_key=created["access_key_id"],
+            secret_key=created["secret_access_key"],
+            region=coffer.region,
+            account=created["account_id"],
+        )
+        return Account(created["account_id"], created["access_key_id"], created["secret_access_key"], endpoint)
+
+    return create
+
+
+@pytest.fixture(scope="session")
+def second_account(new_account: Callable[..., Account]) -> Account:
+    """Account B: a second account of the default dev server, made once per session."""
+    return new_account()

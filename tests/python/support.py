@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import hmac
 import json
 import re
+import struct
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -316,6 +320,19 @@ class Admin:
     def run_tasks(self) -> int:
         result = self._post("/_coffer/tasks/run", {})
         return int(result["purged"])
+
+
+def totp(seed: bytes, step: int) -> str:
+    """RFC 6238 / RFC 4226 for a Base32 `seed`: HMAC-SHA1 of the big-endian step, dynamic truncation, six digits."""
+    digest = hmac.new(base64.b32decode(seed), struct.pack(">Q", step), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    value = (struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF) % 1_000_000
+    return f"{value:06d}"
+
+
+def current_step(admin: Admin) -> int:
+    """The 30-second TOTP step of the server's manual clock (advancing by 0 s reports it)."""
+    return admin.advance(0)["now_millis"] // 1000 // 30
 
 
 def today_utc_range() -> set:

@@ -53,12 +53,13 @@ enum Format {
     Json,
 }
 
-/// The `--format json` document. Field order is part of the interface.
+/// The `--format json` document (also `coffer account create --output json`). Field order is
+/// part of the interface.
 #[derive(serde::Serialize)]
-struct RootCredentialsJson<'a> {
-    account_id: &'a str,
-    access_key_id: &'a str,
-    secret_access_key: &'a str,
+pub(crate) struct RootCredentialsJson<'a> {
+    pub(crate) account_id: &'a str,
+    pub(crate) access_key_id: &'a str,
+    pub(crate) secret_access_key: &'a str,
 }
 
 pub(crate) fn run(args: InitArgs) -> Result<(), Failure> {

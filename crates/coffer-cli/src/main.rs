@@ -3,6 +3,8 @@
 //! (bad or conflicting flags, as clap does). Standard output carries only what a user or a
 //! script reads (credentials, the dev `export` lines); logs go to standard error.
 
+mod account;
+mod admin;
 mod init;
 mod policy;
 mod root_key;
@@ -45,6 +47,7 @@ enum Command {
     Server(server::ServerArgs),
     Policy(policy::PolicyArgs),
     RootKey(root_key::RootKeyArgs),
+    Account(account::AccountArgs),
 }
 
 /// Why the command failed, which decides the exit code.
@@ -82,6 +85,7 @@ fn main() -> ExitCode {
         Command::Init(args) => init::run(args),
         Command::Policy(args) => policy::run(args),
         Command::RootKey(args) => root_key::run(args),
+        Command::Account(args) => account::run(args),
         Command::Server(args) => {
             let explicit = matches
                 .subcommand_matches("server")

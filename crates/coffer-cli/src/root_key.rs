@@ -4,17 +4,17 @@
 //! Secrets that unlock a root key (a passphrase, a PKCS#11 PIN) are read from the environment
 //! or standard input only, never from flags, which other users can read in the process list.
 
-use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
-use coffer_core::{Coffer, Pkcs11Config, ProviderKind, Unlock};
+use coffer_core::{Pkcs11Config, ProviderKind, Unlock};
 use zeroize::Zeroizing;
 
 use crate::Failure;
+use crate::admin::{self, OfflineStore, Owner};
 
 /// The flags that say how to unlock (or create) a store's root key.
 #[derive(Debug, Args, Default)]
@@ -170,21 +170,12 @@ impl Progress {
 }
 
 fn run_rotate(args: &RotateArgs) -> anyhow::Result<()> {
-    let dir = &args.data_dir;
-    if !coffer_server::is_initialised(dir)? {
-        bail!(
-            "{} is not an initialised coffer data directory; run `coffer init --data-dir {}` first",
-            dir.display(),
-            dir.display()
-        );
-    }
     let progress = Progress {
         terminal: std::io::stderr().is_terminal(),
     };
-    let socket = dir.join(coffer_server::ADMIN_SOCKET);
-    let (generation, resealed, total) = match UnixStream::connect(&socket) {
-        Ok(stream) => rotate_through_server(stream, &progress)?,
-        Err(_) => rotate_offline(args, &progress)?,
+    let (generation, resealed, total) = match admin::reach(&args.data_dir, &args.unlock)? {
+        Owner::Server(stream) => rotate_through_server(stream, &progress)?,
+        Owner::Offline(store) => rotate_offline(&store, &progress)?,
     };
     progress.end();
     println!(
@@ -194,16 +185,11 @@ fn run_rotate(args: &RotateArgs) -> anyhow::Result<()> {
 }
 
 fn rotate_through_server(
-    mut stream: UnixStream,
+    stream: UnixStream,
     progress: &Progress,
 ) -> anyhow::Result<(u64, u64, u64)> {
-    stream
-        .write_all(b"rotate-root-key\n")
-        .context("cannot talk to the running server through its admin socket")?;
-    for line in BufReader::new(stream).lines() {
-        let line = line.context("the server closed the admin socket during the rotation")?;
-        let v: serde_json::Value = serde_json::from_str(&line)
-            .with_context(|| format!("unexpected answer from the server: {line}"))?;
+    for v in admin::request(stream, "rotate-root-key")? {
+        let v = v.context("the server stopped answering during the rotation")?;
         if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
             progress.end();
             bail!("the server could not rotate the root key: {e}");
@@ -228,22 +214,13 @@ fn rotate_through_server(
     )
 }
 
-fn rotate_offline(args: &RotateArgs, progress: &Progress) -> anyhow::Result<(u64, u64, u64)> {
-    let unlock = args.unlock.unlock(&args.data_dir, false)?;
-    let coffer = Arc::new(
-        Coffer::open_with(
-            &args.data_dir,
-            Arc::new(coffer_core::clock::SystemClock),
-            &unlock,
+fn rotate_offline(store: &OfflineStore, progress: &Progress) -> anyhow::Result<(u64, u64, u64)> {
+    let outcome = store
+        .block_on(
+            store
+                .coffer
+                .rotate_root_key(|done, total| progress.show(done, total)),
         )
-        .with_context(|| format!("cannot open {}", args.data_dir.display()))?,
-    );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let outcome = runtime
-        .block_on(coffer.rotate_root_key(|done, total| progress.show(done, total)))
         .context("the root key rotation stopped; run the command again to resume")?;
     Ok((
         u64::from(outcome.generation),

@@ -223,8 +223,28 @@ fn print_dev_exports(
     writeln!(out, "export AWS_SECRET_ACCESS_KEY={secret}")?;
     writeln!(out, "export AWS_REGION={region}")?;
     writeln!(out, "export AWS_DEFAULT_REGION={region}")?;
+    // Last, so the lines above keep their places: where `coffer account create` (and the
+    // other commands that take --data-dir or COFFER_DATA_DIR) reach this server.
+    writeln!(
+        out,
+        "export COFFER_DATA_DIR={}",
+        shell_word(&server.data_dir().display().to_string())
+    )?;
     out.flush()?;
     Ok(())
+}
+
+/// `word` as one word of a POSIX shell: as is when that is safe, else single-quoted.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:@%,".contains(&b));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 /// Ctrl-C or SIGTERM. If a handler cannot be installed, that signal is simply not awaited
@@ -373,6 +393,17 @@ mod tests {
                 _ => panic!("{args:?}: expected {expected:?}, got {got:?}"),
             }
         }
+    }
+
+    #[test]
+    fn shell_words() {
+        assert_eq!(
+            shell_word("/tmp/coffer-dev-AbC123"),
+            "/tmp/coffer-dev-AbC123"
+        );
+        assert_eq!(shell_word("/tmp/with space"), "'/tmp/with space'");
+        assert_eq!(shell_word("/tmp/it's"), "'/tmp/it'\\''s'");
+        assert_eq!(shell_word(""), "''");
     }
 
     #[test]

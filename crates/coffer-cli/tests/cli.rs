@@ -343,7 +343,7 @@ fn start_dev_server(extra: &[&str]) -> DevServer {
         }
     });
     let mut lines = Vec::new();
-    while lines.len() < 6 {
+    while lines.len() < 7 {
         match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(Ok(line)) => lines.push(line),
             other => panic!("dev server stopped printing after {lines:?}: {other:?}"),
@@ -394,6 +394,15 @@ fn dev_server_prints_exports_serves_and_stops_on_sigterm() {
     );
     assert_eq!(server.lines[4], "export AWS_REGION=us-east-1");
     assert_eq!(server.lines[5], "export AWS_DEFAULT_REGION=us-east-1");
+    // Added last, after the lines harnesses parse by position: the throw-away data directory,
+    // with the admin socket that `coffer account create` uses.
+    let data_dir = server.lines[6]
+        .strip_prefix("export COFFER_DATA_DIR=")
+        .unwrap_or_else(|| panic!("seventh line: {}", server.lines[6]));
+    assert!(
+        Path::new(data_dir).join("admin.sock").exists(),
+        "{data_dir}"
+    );
 
     let response = get_health(addr);
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
@@ -424,4 +433,156 @@ fn dev_admin_routes_follow_manual_clock() {
         assert!(response.starts_with(expected), "{extra:?}: {response}");
         assert_eq!(server.terminate().code(), Some(0));
     }
+}
+
+#[test]
+fn account_help_has_examples() {
+    for args in [
+        &["account", "--help"][..],
+        &["account", "create", "--help"][..],
+        &["account", "list", "--help"][..],
+    ] {
+        let (out, _) = run(args, 0);
+        for expected in [
+            "--data-dir",
+            "--output",
+            "Examples:",
+            "coffer account create",
+        ] {
+            assert!(
+                out.contains(expected),
+                "{args:?} lacks {expected:?}:\n{out}"
+            );
+        }
+    }
+    let (out, _) = run(&["account", "create", "--help"], 0);
+    assert!(
+        out.contains("--account-id") && out.contains("only this once"),
+        "{out}"
+    );
+    let (out, _) = run(&["--help"], 0);
+    assert!(out.contains("account"), "{out}");
+}
+
+/// `coffer account create --output json` on `dir`: (account id, access key id, secret).
+fn create_account_json(dir: &str, extra: &[&str]) -> (String, String, String) {
+    let mut args = vec!["account", "create", "--data-dir", dir, "--output", "json"];
+    args.extend_from_slice(extra);
+    let (out, _) = run(&args, 0);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.starts_with(r#"{"account_id":""#), "{out}");
+    let value: serde_json::Value = serde_json::from_str(out.trim_end()).unwrap();
+    let field = |k: &str| value[k].as_str().unwrap().to_owned();
+    (
+        field("account_id"),
+        field("access_key_id"),
+        field("secret_access_key"),
+    )
+}
+
+fn listed_accounts(dir: &str) -> Vec<String> {
+    let (out, _) = run(
+        &["account", "list", "--data-dir", dir, "--output", "json"],
+        0,
+    );
+    let value: serde_json::Value = serde_json::from_str(out.trim_end()).unwrap();
+    value["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["account_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+// Needs a real Coffer::init.
+#[test]
+fn accounts_are_created_and_listed_without_a_server() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("data");
+    let d = path_str(&dir);
+    run(
+        &["init", "--data-dir", d, "--account-id", "111111111111"],
+        0,
+    );
+    let (id, key, secret) = create_account_json(d, &["--account-id", "222222222222"]);
+    assert_eq!(id, "222222222222");
+    assert!(key.starts_with("AKIA") && key.len() == 20, "{key}");
+    assert_eq!(secret.len(), 40);
+    let (random, _, _) = create_account_json(d, &[]);
+    assert!(random.len() == 12 && random.bytes().all(|b| b.is_ascii_digit()));
+    let mut expected = vec!["111111111111".to_owned(), "222222222222".to_owned(), random];
+    expected.sort();
+    assert_eq!(listed_accounts(d), expected);
+
+    let (out, _) = run(&["account", "create", "--data-dir", d], 0);
+    assert!(out.contains("shown only this once"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("export AWS_ACCESS_KEY_ID=AKIA")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("export AWS_SECRET_ACCESS_KEY=")),
+        "{out}"
+    );
+    let (table, _) = run(&["account", "list", "--data-dir", d], 0);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["ACCOUNT", "ID", "CREATED"]
+    );
+    assert_eq!(lines.len(), 5, "{table}");
+    assert!(lines[1].starts_with("111111111111  "), "{table}");
+
+    let (out, err) = run(
+        &[
+            "account",
+            "create",
+            "--data-dir",
+            d,
+            "--account-id",
+            "222222222222",
+        ],
+        1,
+    );
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("account 222222222222 already exists"), "{err}");
+    let (_, err) = run(
+        &["account", "create", "--data-dir", d, "--account-id", "2222"],
+        2,
+    );
+    assert!(err.contains("12 digits"), "{err}");
+    let (_, err) = run(&["account", "list", "--data-dir", d, "--output", "yaml"], 2);
+    assert!(err.contains("--output"), "{err}");
+    let elsewhere = root.path().join("nothing-here");
+    let (_, err) = run(&["account", "list", "--data-dir", path_str(&elsewhere)], 1);
+    assert!(err.contains("coffer init --data-dir"), "{err}");
+}
+
+// Needs a real Coffer::init.
+#[test]
+fn accounts_are_created_through_a_running_dev_server() {
+    let mut server = start_dev_server(&[]);
+    let dir = server.lines[6]
+        .strip_prefix("export COFFER_DATA_DIR=")
+        .unwrap()
+        .to_owned();
+    // The server owns the store (a second opener would be refused): the CLI asks it.
+    let (id, _, _) = create_account_json(&dir, &["--account-id", "333333333333"]);
+    assert_eq!(id, "333333333333");
+    assert_eq!(listed_accounts(&dir), ["000000000000", "333333333333"]);
+    let (_, err) = run(
+        &[
+            "account",
+            "create",
+            "--data-dir",
+            &dir,
+            "--account-id",
+            "333333333333",
+        ],
+        1,
+    );
+    assert!(err.contains("account 333333333333 already exists"), "{err}");
+    assert_eq!(server.terminate().code(), Some(0));
 }

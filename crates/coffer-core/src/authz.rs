@@ -35,17 +35,28 @@ impl Caller {
     }
 }
 
-/// A user's identity-based policies, parsed, as of one credentials epoch.
-pub(crate) struct UserPolicies {
+/// A user's or role's identity-based policies, parsed, as of one credentials epoch.
+pub(crate) struct PrincipalPolicies {
     epoch: u64,
-    user: Option<PrincipalRecord>,
+    /// The user or role; `None` when it no longer exists (or, for a role session, when the
+    /// role was deleted and created again: a new role grants the old sessions nothing).
+    principal: Option<PrincipalRecord>,
     policies: Vec<Arc<Policy>>,
 }
 
-/// Parsed policies by user, so that a decision costs an evaluation, not a database read.
+/// A session's policies (`Policy` and `PolicyArns` of `AssumeRole`), parsed.
+pub(crate) struct SessionPolicies {
+    epoch: u64,
+    policies: Vec<Arc<Policy>>,
+}
+
+/// Parsed policies by principal, so that a decision costs an evaluation, not a database read.
 #[derive(Default)]
 pub(crate) struct PolicyCache {
-    users: RwLock<HashMap<String, Arc<UserPolicies>>>,
+    /// Keyed by the user's or the role's ARN.
+    principals: RwLock<HashMap<String, Arc<PrincipalPolicies>>>,
+    /// Keyed by the session's access key id.
+    sessions: RwLock<HashMap<String, Arc<SessionPolicies>>>,
     /// What the root user may do in its own account (everything), as a policy, so that a
     /// resource policy's explicit deny can be weighed against it.
     root: OnceLock<Option<Arc<Policy>>>,
@@ -144,6 +155,23 @@ impl<S: Store> Coffer<S> {
             .await
     }
 
+    /// The decision on assuming a role: its trust policy is the resource policy, and it gates
+    /// the identity side as a key policy does. "A role trust policy is a required
+    /// resource-based policy": an identity-based allow alone never lets anyone assume a role,
+    /// and a trust policy that names only the account delegates to identity policies (IAM user
+    /// guide, "Roles terms and concepts" and "Granting a user permissions to switch roles").
+    pub(crate) async fn decide_trust(
+        &self,
+        caller: &Caller,
+        action: &str,
+        role_arn: &str,
+        keys: RequestKeys,
+        trust_policy: &Policy,
+    ) -> Result<(), CoreError> {
+        self.decide_gated(caller, action, role_arn, keys, Some(trust_policy), true)
+            .await
+    }
+
     async fn decide_gated(
         &self,
         caller: &Caller,
@@ -156,8 +184,8 @@ impl<S: Store> Coffer<S> {
         let same_account = resource_account(resource, caller) == caller.account_id;
         // Borrowed from the caches, not cloned: this runs on every request of an IAM user.
         let root_identity: Vec<Arc<Policy>>;
-        let user_entry: Arc<UserPolicies>;
-        let (identity, user): (&[Arc<Policy>], Option<&PrincipalRecord>) = match caller
+        let principal_entry: Arc<PrincipalPolicies>;
+        let (identity, principal): (&[Arc<Policy>], Option<&PrincipalRecord>) = match caller
             .principal_type
         {
             PrincipalType::Root => {
@@ -181,12 +209,54 @@ impl<S: Store> Coffer<S> {
                 root_identity = root.iter().cloned().collect();
                 (&root_identity, None)
             }
-            PrincipalType::AssumedRole => (&[], None),
             PrincipalType::IamUser => {
                 let name = caller.user_name().unwrap_or_default();
-                user_entry = self.user_policies(caller, name).await?;
-                (&user_entry.policies, user_entry.user.as_ref())
+                // A GetSessionToken session belongs to the user it was issued to (its unique
+                // id): a user deleted and created again under the same name is another user.
+                let user_id = caller.session.as_deref().map(|s| s.principal_id.as_str());
+                principal_entry = self
+                    .principal_policies(
+                        caller,
+                        PrincipalKind::User,
+                        &caller.principal_arn,
+                        name,
+                        user_id,
+                    )
+                    .await?;
+                (
+                    &principal_entry.policies,
+                    principal_entry.principal.as_ref(),
+                )
             }
+            PrincipalType::AssumedRole => {
+                match caller.session.as_ref().and_then(|s| s.role.as_ref()) {
+                    Some(role) => {
+                        let name = role.role_arn.rsplit('/').next().unwrap_or_default();
+                        principal_entry = self
+                            .principal_policies(
+                                caller,
+                                PrincipalKind::Role,
+                                &role.role_arn,
+                                name,
+                                Some(&role.role_id),
+                            )
+                            .await?;
+                        (
+                            &principal_entry.policies,
+                            principal_entry.principal.as_ref(),
+                        )
+                    }
+                    None => (&[], None),
+                }
+            }
+        };
+        let session_entry: Arc<SessionPolicies>;
+        let session_policies = match caller.session.as_deref() {
+            Some(s) if s.policy.is_some() || !s.policy_arns.is_empty() => {
+                session_entry = self.session_policies(caller, s).await?;
+                Some(session_entry.policies.as_slice())
+            }
+            _ => None,
         };
         let mut ctx = RequestContext::new(
             caller.principal_arn.as_str(),
@@ -195,7 +265,7 @@ impl<S: Store> Coffer<S> {
             resource,
             resource_account(resource, caller),
         );
-        self.global_keys(&mut ctx, caller, user);
+        self.global_keys(&mut ctx, caller, principal);
         for (k, v) in keys {
             ctx.set_key(&k, v);
         }
@@ -203,7 +273,7 @@ impl<S: Store> Coffer<S> {
             request: &ctx,
             identity_policies: identity,
             resource_policy,
-            session_policies: None,
+            session_policies,
         };
         let evaluation = evaluate(&input);
         let resource_allows = || {
@@ -225,6 +295,25 @@ impl<S: Store> Coffer<S> {
                 action,
                 resource,
                 "with an explicit deny in a resource-based policy",
+            )),
+            (Decision::ExplicitDeny, DecidedBy::Session) => Err(denied(
+                caller,
+                action,
+                resource,
+                "with an explicit deny in a session policy",
+            )),
+            // Across accounts: the caller's side allows, the resource's policy does not.
+            (Decision::ImplicitDeny, DecidedBy::Resource) => Err(denied(
+                caller,
+                action,
+                resource,
+                &format!("because no resource-based policy allows the {action} action"),
+            )),
+            (Decision::ImplicitDeny, DecidedBy::Session) => Err(denied(
+                caller,
+                action,
+                resource,
+                &format!("because no session policy allows the {action} action"),
             )),
             (Decision::ExplicitDeny, _) => Err(denied(
                 caller,
@@ -252,54 +341,112 @@ impl<S: Store> Coffer<S> {
     }
 
     /// The global `aws:` keys every request carries (IAM user guide, "AWS global condition
-    /// context keys").
+    /// context keys"). `principal` is the calling user, or the role of a role session.
     fn global_keys(
         &self,
         ctx: &mut RequestContext,
         caller: &Caller,
-        user: Option<&PrincipalRecord>,
+        principal: Option<&PrincipalRecord>,
     ) {
         let now = self.clock.now_millis();
-        ctx.set_key("aws:PrincipalArn", [caller.principal_arn.as_str()]);
+        let session = caller.session.as_deref();
+        // For a role session aws:PrincipalArn is the role's ARN, not the session's.
+        let principal_arn = session
+            .and_then(|s| s.role.as_ref())
+            .map_or(caller.principal_arn.as_str(), |r| r.role_arn.as_str());
+        ctx.set_key("aws:PrincipalArn", [principal_arn]);
         ctx.set_key("aws:PrincipalAccount", [caller.account_id.as_str()]);
-        ctx.set_key("aws:PrincipalType", ["User"]);
+        ctx.set_key(
+            "aws:PrincipalType",
+            [match caller.principal_type {
+                PrincipalType::Root => "Account",
+                PrincipalType::IamUser => "User",
+                PrincipalType::AssumedRole => "AssumedRole",
+            }],
+        );
         ctx.set_key("aws:SourceIp", [caller.source_ip.to_string()]);
         let (iso, epoch) = self.policy_cache.current_time(now);
         ctx.set_key("aws:CurrentTime", [&*iso]);
         ctx.set_key("aws:EpochTime", [&*epoch]);
         ctx.set_key("aws:SecureTransport", [caller.secure_transport.to_string()]);
         ctx.set_key("aws:RequestedRegion", [caller.region.as_str()]);
-        if let Some(u) = user {
-            ctx.set_key("aws:username", [u.name.as_str()]);
-            ctx.set_key("aws:userid", [u.principal_id.as_str()]);
-            for (k, v) in &u.tags {
+        match (session, caller.principal_type, principal) {
+            (Some(s), _, _) => ctx.set_key("aws:userid", [s.principal_id.as_str()]),
+            (None, PrincipalType::Root, _) => {
+                ctx.set_key("aws:userid", [caller.account_id.as_str()])
+            }
+            (None, _, Some(p)) => ctx.set_key("aws:userid", [p.principal_id.as_str()]),
+            (None, _, None) => {}
+        }
+        if let Some(p) = principal {
+            if caller.principal_type == PrincipalType::IamUser {
+                ctx.set_key("aws:username", [p.name.as_str()]);
+            }
+            for (k, v) in &p.tags {
                 ctx.set_key(&format!("aws:PrincipalTag/{k}"), [v.as_str()]);
+            }
+        }
+        // Temporary credentials: "aws:MultiFactorAuthPresent … is not present when an IAM user
+        // uses access keys" (long-term credentials), true or false for a session; the age only
+        // when MFA was used.
+        if let Some(s) = session {
+            for (k, v) in &s.tags {
+                ctx.set_key(&format!("aws:PrincipalTag/{k}"), [v.as_str()]);
+            }
+            ctx.set_key(
+                "aws:MultiFactorAuthPresent",
+                [if s.mfa_authenticated_ms.is_some() {
+                    "true"
+                } else {
+                    "false"
+                }],
+            );
+            if let Some(at) = s.mfa_authenticated_ms {
+                ctx.set_key(
+                    "aws:MultiFactorAuthAge",
+                    [((now - at).max(0) / 1000).to_string()],
+                );
+            }
+            ctx.set_key("aws:TokenIssueTime", [iso8601(s.issued_ms)]);
+            if let Some(si) = &s.source_identity {
+                ctx.set_key("aws:SourceIdentity", [si.as_str()]);
             }
         }
     }
 
-    /// The calling user's identity-based policies, parsed; cached per credentials epoch and
-    /// keyed by the caller's ARN, so a hit costs no allocation.
-    async fn user_policies(
+    /// The identity-based policies of the calling user, or of the role of a role session,
+    /// parsed; cached per credentials epoch and keyed by the user's or role's ARN, so a hit
+    /// costs no allocation. `unique_id` is the id (`AIDA…`, `AROA…`) a session was issued
+    /// for; a principal of the same name with another id grants that session nothing.
+    async fn principal_policies(
         &self,
         caller: &Caller,
-        user_name: &str,
-    ) -> Result<Arc<UserPolicies>, CoreError> {
+        kind: PrincipalKind,
+        arn: &str,
+        name: &str,
+        unique_id: Option<&str>,
+    ) -> Result<Arc<PrincipalPolicies>, CoreError> {
         let account_id = caller.account_id.as_str();
         let epoch = self.credentials_epoch();
-        if let Ok(cache) = self.policy_cache.users.read()
-            && let Some(hit) = cache.get(caller.principal_arn.as_str())
-            && hit.epoch == epoch
+        let current = |hit: &PrincipalPolicies| {
+            hit.epoch == epoch
+                && unique_id
+                    .is_none_or(|id| hit.principal.as_ref().is_some_and(|p| p.principal_id == id))
+        };
+        if let Ok(cache) = self.policy_cache.principals.read()
+            && let Some(hit) = cache.get(arn)
+            && current(hit)
         {
             return Ok(Arc::clone(hit));
         }
-        let user = self
+        let principal = self
             .store
-            .get_principal(account_id, PrincipalKind::User, user_name)
-            .await?;
-        let documents: Vec<String> = match &user {
-            Some(u) => self
-                .identity_documents(account_id, PrincipalKind::User, &u.name)
+            .get_principal(account_id, kind, name)
+            .await?
+            .filter(|p| p.arn() == arn && unique_id.is_none_or(|id| p.principal_id == id));
+        let documents: Vec<String> = match &principal {
+            Some(p) => self
+                .identity_documents(account_id, kind, &p.name)
                 .await?
                 .into_iter()
                 .map(|(_, d)| d)
@@ -313,20 +460,61 @@ impl<S: Store> Coffer<S> {
             match policies::parse(doc, Kind::Identity) {
                 Ok(p) => parsed.push(Arc::new(p)),
                 Err(e) => {
-                    tracing::warn!(user = user_name, error = %e, "ignoring a stored policy that no longer parses")
+                    tracing::warn!(principal = arn, error = %e, "ignoring a stored policy that no longer parses")
                 }
             }
         }
-        let entry = Arc::new(UserPolicies {
+        let entry = Arc::new(PrincipalPolicies {
             epoch,
-            user,
+            principal,
             policies: parsed,
         });
-        if let Ok(mut cache) = self.policy_cache.users.write() {
+        // A session of a former principal of this name gets an empty answer that must not
+        // stand in for the current principal's.
+        let stale_session = unique_id.is_some() && entry.principal.is_none();
+        if !stale_session && let Ok(mut cache) = self.policy_cache.principals.write() {
             if cache.len() > 10_000 {
                 cache.clear();
             }
-            cache.insert(caller.principal_arn.clone(), Arc::clone(&entry));
+            cache.insert(arn.to_string(), Arc::clone(&entry));
+        }
+        Ok(entry)
+    }
+
+    /// A session's policies: the inline one it was issued with and the managed ones it names,
+    /// in their current default version (as AWS resolves `PolicyArns`); a managed policy
+    /// deleted since grants nothing. Cached per credentials epoch by access key id.
+    async fn session_policies(
+        &self,
+        caller: &Caller,
+        session: &crate::Session,
+    ) -> Result<Arc<SessionPolicies>, CoreError> {
+        let epoch = self.credentials_epoch();
+        if let Ok(cache) = self.policy_cache.sessions.read()
+            && let Some(hit) = cache.get(caller.access_key_id.as_str())
+            && hit.epoch == epoch
+        {
+            return Ok(Arc::clone(hit));
+        }
+        let mut documents: Vec<String> = session.policy.iter().cloned().collect();
+        for arn in &session.policy_arns {
+            match self.managed_document(&caller.account_id, arn).await? {
+                Some(doc) => documents.push(doc),
+                // Nothing to intersect with still means the session is limited: an empty
+                // policy allows nothing.
+                None => documents.push(r#"{"Version":"2012-10-17","Statement":[]}"#.into()),
+            }
+        }
+        let policies = documents
+            .iter()
+            .filter_map(|doc| policies::parse(doc, Kind::Identity).ok().map(Arc::new))
+            .collect();
+        let entry = Arc::new(SessionPolicies { epoch, policies });
+        if let Ok(mut cache) = self.policy_cache.sessions.write() {
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(caller.access_key_id.clone(), Arc::clone(&entry));
         }
         Ok(entry)
     }
@@ -366,7 +554,7 @@ impl<S: Store> Coffer<S> {
     }
 
     /// The default version's document of a managed policy (AWS managed or this account's).
-    async fn managed_document(
+    pub(crate) async fn managed_document(
         &self,
         account_id: &str,
         arn: &str,

@@ -35,6 +35,9 @@ pub enum CoreError {
     /// The caller may not do this (AWS `AccessDeniedException`).
     #[error("{0}")]
     AccessDenied(String),
+    /// An MFA device's one-time codes were not accepted (IAM `InvalidAuthenticationCode`).
+    #[error("{0}")]
+    InvalidAuthenticationCode(String),
     /// The entity still has dependents that must be removed first (IAM `DeleteConflict`).
     #[error("{0}")]
     DeleteConflict(String),

@@ -59,7 +59,7 @@ pub struct RoleInput {
 pub const MAX_PRINCIPAL_TAGS: usize = 50;
 
 /// Adds or overwrites tags (keys compare without regard to case, as IAM does).
-fn merge_principal_tags(
+pub(crate) fn merge_principal_tags(
     existing: &mut Vec<(String, String)>,
     new: Vec<(String, String)>,
 ) -> Result<(), CoreError> {
@@ -121,14 +121,14 @@ pub struct AuthorizationDetails {
     pub policies: Vec<(ManagedPolicy, Vec<PolicyVersionRecord>)>,
 }
 
-fn validation(member: &str, value: &str, constraint: &str) -> CoreError {
+pub(crate) fn validation(member: &str, value: &str, constraint: &str) -> CoreError {
     CoreError::Validation(format!(
         "1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: {constraint}"
     ))
 }
 
 /// `[\w+=,.@-]+` with a length range, as the IAM model defines names.
-fn validate_iam_name(member: &str, value: &str, max: usize) -> Result<(), CoreError> {
+pub(crate) fn validate_iam_name(member: &str, value: &str, max: usize) -> Result<(), CoreError> {
     if value.is_empty() || value.chars().count() > max {
         return Err(validation(
             member,
@@ -149,7 +149,7 @@ fn validate_iam_name(member: &str, value: &str, max: usize) -> Result<(), CoreEr
     Ok(())
 }
 
-fn validate_path(path: &str) -> Result<(), CoreError> {
+pub(crate) fn validate_path(path: &str) -> Result<(), CoreError> {
     let ok = path.len() <= 512
         && path.starts_with('/')
         && path.ends_with('/')
@@ -181,7 +181,7 @@ fn kind_title(kind: PrincipalKind) -> &'static str {
     }
 }
 
-fn no_such(kind: PrincipalKind, name: &str) -> CoreError {
+pub(crate) fn no_such(kind: PrincipalKind, name: &str) -> CoreError {
     CoreError::NotFound(format!(
         "The {} with name {name} cannot be found.",
         kind_word(kind)
@@ -297,7 +297,7 @@ fn local_policy_name<'a>(account_id: &str, arn: &'a str) -> Option<&'a str> {
 
 impl<S: Store> Coffer<S> {
     /// The user an IAM call is about: the named one, or the calling user when unnamed.
-    fn subject_user<'a>(
+    pub(crate) fn subject_user<'a>(
         &self,
         caller: &'a Caller,
         user_name: Option<&'a str>,
@@ -329,7 +329,7 @@ impl<S: Store> Coffer<S> {
         Ok(existing)
     }
 
-    async fn existing_principal(
+    pub(crate) async fn existing_principal(
         &self,
         caller: &Caller,
         action: &str,
@@ -535,6 +535,13 @@ impl<S: Store> Coffer<S> {
         {
             return Err(CoreError::DeleteConflict(
                 "Cannot delete entity, must delete access keys first.".into(),
+            ));
+        }
+        // AWS's words when a user still has an MFA device (aws-cdk#16511, ansible#27247).
+        if kind == PrincipalKind::User && !self.store.user_mfa_devices(a, &p.name).await?.is_empty()
+        {
+            return Err(CoreError::DeleteConflict(
+                "Cannot delete entity, must delete MFA device first.".into(),
             ));
         }
         if !self

@@ -36,6 +36,8 @@ pub struct Caller {
 /// secret access key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
+    /// `aws:userid`: the account id (root), `AIDA…` (user) or `AROA…:SESSION` (role).
+    pub principal_id: String,
     pub issued_ms: i64,
     pub expires_ms: i64,
     /// When the second factor was proven, for sessions obtained with an MFA code.

@@ -32,6 +32,14 @@ pub fn access_key_id() -> Result<String, CoreError> {
     ))
 }
 
+/// A temporary access key id (STS): `ASIA` and 16 characters of AWS's base32 alphabet.
+pub fn temporary_access_key_id() -> Result<String, CoreError> {
+    Ok(format!(
+        "ASIA{}",
+        random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)?
+    ))
+}
+
 /// A unique IAM id: a four-letter prefix (`AIDA` user, `AGPA` group, `AROA` role, `ANPA`
 /// policy) and 17 characters of AWS's base32 alphabet.
 pub fn prefixed_id(prefix: &str) -> Result<String, CoreError> {

@@ -4,6 +4,7 @@
 //! key per secret version (stored as a KMS ciphertext) → the value. Values written before
 //! the key service existed have their data key wrapped by the account key (stored wrapped by
 //! the root key); they still open.
+//! Virtual MFA device seeds are sealed by the account key.
 //! Every wrap and seal carries associated data naming the row it belongs to, so ciphertext
 //! copied to another row, account or version fails to open.
 
@@ -58,6 +59,16 @@ pub(crate) fn key_material_aad(key_arn: &str, material_id: &str) -> Vec<u8> {
         b"coffer/kms-key-material/v1".as_slice(),
         key_arn.as_bytes(),
         material_id.as_bytes(),
+    ]
+    .join(&0u8)
+}
+
+/// A virtual MFA device's seed is bound to its account and serial number (the device's ARN).
+pub(crate) fn mfa_seed_aad(account_id: &str, serial_number: &str) -> Vec<u8> {
+    [
+        b"coffer/mfa-seed/v1".as_slice(),
+        account_id.as_bytes(),
+        serial_number.as_bytes(),
     ]
     .join(&0u8)
 }
@@ -208,6 +219,41 @@ impl Keyring {
             &key_material_aad(key_arn, material_id),
             &format!("material {material_id} of {key_arn} cannot be opened with this root key"),
         )
+    }
+
+    /// Seals a virtual MFA device's TOTP seed under its account's key (itself sealed by the
+    /// root key, so a root key rotation covers it), bound to the device.
+    pub fn seal_mfa_seed(
+        &self,
+        account_key: &SymmetricKey,
+        account_id: &str,
+        serial_number: &str,
+        seed: &SecretBytes,
+    ) -> Result<Vec<u8>, CoreError> {
+        account_key
+            .seal(
+                "account-key",
+                seed.expose(),
+                &mfa_seed_aad(account_id, serial_number),
+            )
+            .map_err(|_| CoreError::Internal("an MFA device's seed could not be sealed".into()))
+    }
+
+    /// Opens a seed sealed by [`Keyring::seal_mfa_seed`] for the same device.
+    pub fn open_mfa_seed(
+        &self,
+        account_key: &SymmetricKey,
+        account_id: &str,
+        serial_number: &str,
+        sealed: &[u8],
+    ) -> Result<SecretBytes, CoreError> {
+        account_key
+            .open(sealed, &mfa_seed_aad(account_id, serial_number))
+            .map_err(|_| {
+                CoreError::Internal(format!(
+                    "the seed of MFA device {serial_number} cannot be opened with its account key"
+                ))
+            })
     }
 
     pub fn seal_access_secret(

@@ -1921,6 +1921,9 @@ impl<S: Store> Coffer<S> {
         region: &str,
         context: &EncryptionContext,
     ) -> Result<(), CoreError> {
+        if key.record.manager == KeyManager::Aws && caller.account_id != key.record.account_id {
+            return Err(default_key_cross_account());
+        }
         let decided = key.record.manager == KeyManager::Aws
             && caller.principal_type == crate::PrincipalType::Root
             && caller.account_id == key.record.account_id
@@ -2019,6 +2022,22 @@ impl<S: Store> Coffer<S> {
 fn encryption_failure() -> CoreError {
     CoreError::EncryptionFailure(
         "Secrets Manager can't encrypt the protected secret text using the provided KMS key. Check that the KMS key is enabled."
+            .into(),
+    )
+}
+
+/// What Secrets Manager answers another account's caller whose request needs the value of a
+/// secret under the AWS managed key `aws/secretsmanager` (GetSecretValue, PutSecretValue, …):
+/// that key's policy cannot be changed, so it never serves another account ("you can't use
+/// the AWS managed key (aws/secretsmanager) for cross-account access", user guide, "Access
+/// AWS Secrets Manager secrets from a different account"). The code and text are AWS's as
+/// recorded by LocalStack's AWS-validated `TestSecretsManagerMultiAccounts::
+/// test_cross_account_access` (localstack/localstack tests/aws/services/secretsmanager/
+/// test_secretsmanager.py, validated 2024-03-18) for GetSecretValue and PutSecretValue, and
+/// quoted by the AWS knowledge center article "secrets-manager-cross-account-key".
+pub(crate) fn default_key_cross_account() -> CoreError {
+    CoreError::InvalidRequest(
+        "You can't access a secret from a different AWS account if you encrypt the secret with the default KMS service key."
             .into(),
     )
 }

@@ -16,12 +16,15 @@ pub mod ids;
 mod keyring;
 pub mod kms;
 pub mod listing;
+mod mfa;
 pub mod password;
 mod policies;
+mod qr;
 mod root_rotation;
 mod secrets;
 mod simulate;
 pub mod stages;
+mod sts;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -42,9 +45,17 @@ pub use iam::{
     RoleInput, aws_managed_document,
 };
 pub use identity::{AccessKeyIdentity, Caller, PrincipalType, RoleSession, Session};
+pub use mfa::{
+    AssignmentStatus, MFA_INVALID_CODE, MFA_UNVALIDATED, MfaDevice, NewVirtualMfaDevice,
+    VirtualMfaDevice,
+};
 pub use root_rotation::RootRotation;
 pub use secrets::*;
 pub use simulate::{Simulation, SimulationResult, SimulationSource};
+pub use sts::{
+    AssumeRoleInput, AssumedRole, CallerIdentity, SessionCredentials, TemporaryCredentials,
+    TokenRejection,
+};
 
 use clock::Clock;
 use keyring::Keyring;
@@ -72,6 +83,7 @@ pub struct Coffer<S: Store = SqliteStore> {
     credentials_epoch: std::sync::atomic::AtomicU64,
     policy_cache: authz::PolicyCache,
     kms_cache: kms::KmsCache,
+    sts_keys: sts::StsKeyCache,
     /// The data directory, where the root key's descriptor lives (`None` for a bare store).
     data_dir: Option<std::path::PathBuf>,
     /// One root key rotation at a time.
@@ -165,6 +177,7 @@ impl<S: Store> Coffer<S> {
             credentials_epoch: std::sync::atomic::AtomicU64::new(0),
             policy_cache: authz::PolicyCache::default(),
             kms_cache: kms::KmsCache::default(),
+            sts_keys: sts::StsKeyCache::default(),
             data_dir: None,
             root_rotation: tokio::sync::Mutex::new(()),
         }

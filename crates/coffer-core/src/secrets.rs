@@ -377,7 +377,8 @@ impl<S: Store> Coffer<S> {
     // ---------- lookup ----------
 
     /// Finds a secret by name, full ARN or partial ARN (the ARN without the `-XXXXXX`
-    /// suffix), within the caller's account and region.
+    /// suffix) in the caller's account and region, or by full ARN in another account of the
+    /// caller's region. Whether the caller may use what is found is for `find_authorized`.
     async fn find_secret(
         &self,
         caller: &Caller,
@@ -400,10 +401,21 @@ impl<S: Store> Coffer<S> {
             if *service != "secretsmanager" || *resource_type != "secret" {
                 return Ok(None);
             }
-            // Cross-account and cross-region access arrive with resource policies and
-            // replication; until then a secret is only visible in its own account and region.
-            if *account != caller.account_id || *region != caller.region {
+            // Secrets are regional: an ARN of another region names nothing here (replication is
+            // not implemented), whichever account it names.
+            if *region != caller.region {
                 return Ok(None);
+            }
+            // "To retrieve a secret from another account, you must use an ARN" (API reference,
+            // GetSecretValue/SecretId): another account's secret is found by its full ARN only,
+            // never by name or partial ARN, and then both the caller's identity-based policies
+            // and the secret's resource policy must allow the request (`decide`).
+            if *account != caller.account_id {
+                return Ok(self
+                    .store
+                    .get_secret_by_arn(secret_id)
+                    .await?
+                    .filter(|s| s.account_id == *account && s.region == *region));
             }
             if let Some(found) = self.store.get_secret_by_arn(secret_id).await? {
                 return Ok(Some(found));
@@ -470,8 +482,8 @@ impl<S: Store> Coffer<S> {
             }
         }
         self.decide(caller, action, &resource, keys, policy.as_ref())
-            .await?;
-        Ok(found)
+            .await
+            .map(|()| found)
     }
 
     async fn require_live_secret(
@@ -562,6 +574,11 @@ impl<S: Store> Coffer<S> {
                     .open_with_data_key(&data_key, &binding, &sealed.sealed)?
             }
             None => {
+                // Written before the key service, under the account's own key: like the AWS
+                // managed key, it serves only its own account.
+                if caller.account_id != rec.account_id {
+                    return Err(crate::kms::default_key_cross_account());
+                }
                 let key = self.account_key(&rec.account_id).await?;
                 self.keyring.open_value(&key, &binding, &sealed)?
             }
@@ -1495,8 +1512,10 @@ impl<S: Store> Coffer<S> {
             true,
         )?;
         parse_secret_policy(policy)?;
+        // Broad is judged from the secret's account: a policy another account puts on it
+        // (cross-account PutResourcePolicy) must keep access within the owner's account.
         if block_public_policy
-            && !crate::policies::broad_access(policy, &caller.account_id).is_empty()
+            && !crate::policies::broad_access(policy, owner_account(caller, secret_id)).is_empty()
         {
             return Err(CoreError::PublicPolicy(
                 "The BlockPublicPolicy parameter is set to true, and the resource policy did not prevent broad access to the secret.".into(),
@@ -1591,7 +1610,9 @@ impl<S: Store> Coffer<S> {
         match crate::policies::parse(policy, crate::policies::Kind::Resource) {
             Err(e) => findings.push(("SYNTAX_CHECK".to_string(), e.to_string())),
             Ok(_) => {
-                for problem in crate::policies::broad_access(policy, &caller.account_id) {
+                let owner =
+                    secret_id.map_or(caller.account_id.as_str(), |id| owner_account(caller, id));
+                for problem in crate::policies::broad_access(policy, owner) {
                     findings.push(("BROAD_ACCESS_CHECK".to_string(), problem));
                 }
             }
@@ -1642,6 +1663,20 @@ struct NewVersion<'a> {
 fn parse_secret_policy(policy: &str) -> Result<coffer_policy::Policy, CoreError> {
     crate::policies::parse(policy, crate::policies::Kind::Resource)
         .map_err(|_| CoreError::MalformedPolicy("This policy has invalid syntax.".into()))
+}
+
+/// The 12-digit account of an ARN (its fifth field), if it names one.
+fn arn_account(arn: &str) -> Option<&str> {
+    arn.strip_prefix("arn:")?
+        .split(':')
+        .nth(3)
+        .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The account whose secret `secret_id` names: the account of a full or partial ARN, else
+/// the caller's (names are always looked up in the caller's account).
+fn owner_account<'a>(caller: &'a Caller, secret_id: &'a str) -> &'a str {
+    arn_account(secret_id).unwrap_or(&caller.account_id)
 }
 
 /// `aws:RequestTag/*` and `aws:TagKeys` for the tags a request sets.

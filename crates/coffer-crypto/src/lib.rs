@@ -1,6 +1,6 @@
 //! Cryptographic primitives for coffer: the envelope format, key wrapping, hashing, MACs,
-//! constant-time comparison and randomness, all over aws-lc-rs (the one crypto stack of the
-//! project, shared with rustls).
+//! constant-time comparison, randomness and one-time passwords (`otp`: HOTP/TOTP, Base32),
+//! all over aws-lc-rs (the one crypto stack of the project, shared with rustls).
 //!
 //! This crate owns every byte of key material while it is in memory: keys live in
 //! [`SymmetricKey`] and plaintexts in [`SecretBytes`], both zeroized on drop and redacted in
@@ -8,6 +8,7 @@
 //! key bytes inside an error.
 
 mod envelope;
+pub mod otp;
 mod root_key;
 mod secret;
 

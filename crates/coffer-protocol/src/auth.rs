@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use coffer_core::{Caller, Coffer, PrincipalType};
+use coffer_core::{Caller, Coffer, PrincipalType, Session, TokenRejection};
 use coffer_sigv4::{SignatureClaim, SigningKey};
 
 use crate::AuthMode;
@@ -32,6 +32,9 @@ struct Entry {
     principal_arn: String,
     principal_type: PrincipalType,
     fetched: Instant,
+    /// Temporary credentials: the token the entry was made for, and what it carries.
+    token: Option<Box<str>>,
+    session: Option<Arc<Session>>,
 }
 
 pub(crate) struct Authenticator {
@@ -41,10 +44,17 @@ pub(crate) struct Authenticator {
     dev_account: RwLock<Option<String>>,
 }
 
-fn unrecognized() -> ApiError {
+pub(crate) fn unrecognized() -> ApiError {
     ApiError::new(
         "UnrecognizedClientException",
         "The security token included in the request is invalid.",
+    )
+}
+
+fn expired() -> ApiError {
+    ApiError::new(
+        "ExpiredTokenException",
+        "The security token included in the request is expired",
     )
 }
 
@@ -84,13 +94,14 @@ impl Authenticator {
             return self.accept_any(coffer, parts, source_ip).await;
         }
         let claim = coffer_sigv4::parse_claim(parts)?;
-        if claim.security_token.is_some() {
-            // Temporary credentials arrive with STS; until then no session token is valid.
-            return Err(unrecognized());
-        }
-        let entry = self.signing_entry(coffer, &claim).await?;
+        let entry = match claim.security_token.as_deref() {
+            Some(token) => self.session_entry(coffer, &claim, token).await?,
+            None => self.signing_entry(coffer, &claim).await?,
+        };
         coffer_sigv4::verify(parts, body, &claim, &entry.key, now_unix_secs(), service)?;
-        self.note_use(coffer, &entry, &claim).await;
+        if entry.token.is_none() {
+            self.note_use(coffer, &entry, &claim).await;
+        }
         Ok(Caller {
             account_id: entry.account_id.clone(),
             principal_arn: entry.principal_arn.clone(),
@@ -99,8 +110,71 @@ impl Authenticator {
             region: claim.region,
             source_ip,
             secure_transport: secure(parts),
-            session: None,
+            session: entry.session.clone(),
         })
+    }
+
+    /// The entry of temporary credentials: the token must be one this service issued for
+    /// this access key id and not expired by the service's clock, checked on every request
+    /// (a cached entry only spares opening the token again).
+    async fn session_entry(
+        &self,
+        coffer: &Coffer,
+        claim: &SignatureClaim,
+        token: &str,
+    ) -> Result<Arc<Entry>, ApiError> {
+        let scope: ScopeKey = (
+            claim.access_key_id.clone(),
+            claim.date.clone(),
+            claim.region.clone(),
+            claim.service.clone(),
+        );
+        let now_ms = coffer.now_millis();
+        if let Ok(cache) = self.cache.read()
+            && let Some(e) = cache.get(&scope)
+            && let (Some(t), Some(s)) = (&e.token, &e.session)
+            && coffer_crypto::constant_time_eq(t.as_bytes(), token.as_bytes())
+        {
+            if now_ms >= s.expires_ms {
+                return Err(expired());
+            }
+            return Ok(Arc::clone(e));
+        }
+        let creds = coffer
+            .session_credentials(&claim.access_key_id, token)
+            .await
+            .map_err(|r| match r {
+                TokenRejection::Invalid => unrecognized(),
+                TokenRejection::Expired => expired(),
+                TokenRejection::Failed(e) => ApiError::from(e),
+            })?;
+        let entry = Arc::new(Entry {
+            key: coffer_sigv4::derive_signing_key(
+                creds.secret_access_key.expose(),
+                &claim.date,
+                &claim.region,
+                &claim.service,
+            ),
+            account_id: creds.account_id,
+            principal_arn: creds.principal_arn,
+            principal_type: creds.principal_type,
+            fetched: Instant::now(),
+            epoch: coffer.credentials_epoch(),
+            recorded_use: std::sync::Mutex::new(None),
+            token: Some(token.into()),
+            session: Some(creds.session),
+        });
+        self.remember(scope, &entry);
+        Ok(entry)
+    }
+
+    fn remember(&self, scope: ScopeKey, entry: &Arc<Entry>) {
+        if let Ok(mut cache) = self.cache.write() {
+            if cache.len() >= CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(scope, Arc::clone(entry));
+        }
     }
 
     async fn signing_entry(
@@ -116,6 +190,7 @@ impl Authenticator {
         );
         if let Ok(cache) = self.cache.read()
             && let Some(e) = cache.get(&scope)
+            && e.token.is_none()
             && e.fetched.elapsed() < CACHE_TTL
             && e.epoch == coffer.credentials_epoch()
         {
@@ -143,13 +218,10 @@ impl Authenticator {
             fetched: Instant::now(),
             epoch,
             recorded_use: std::sync::Mutex::new(None),
+            token: None,
+            session: None,
         });
-        if let Ok(mut cache) = self.cache.write() {
-            if cache.len() >= CACHE_MAX {
-                cache.clear();
-            }
-            cache.insert(scope, Arc::clone(&entry));
-        }
+        self.remember(scope, &entry);
         Ok(entry)
     }
 

@@ -50,7 +50,9 @@ impl From<CoreError> for ApiError {
             CoreError::DecryptionFailure(_) => ("DecryptionFailure", 400),
             CoreError::EncryptionFailure(_) => ("EncryptionFailure", 400),
             CoreError::AccessDenied(_) => ("AccessDeniedException", 400),
-            CoreError::DeleteConflict(_) => ("InvalidRequestException", 400),
+            CoreError::DeleteConflict(_) | CoreError::InvalidAuthenticationCode(_) => {
+                ("InvalidRequestException", 400)
+            }
             CoreError::MalformedPolicy(_) => ("MalformedPolicyDocumentException", 400),
             CoreError::PublicPolicy(_) => ("PublicPolicyException", 400),
             CoreError::Kms { code, .. } => (code.as_str(), 400),
@@ -84,6 +86,7 @@ impl ApiError {
             CoreError::MalformedPolicy(_) => ("MalformedPolicyDocument", 400),
             CoreError::Validation(_) => ("ValidationError", 400),
             CoreError::AccessDenied(_) => ("AccessDenied", 403),
+            CoreError::InvalidAuthenticationCode(_) => ("InvalidAuthenticationCode", 403),
             CoreError::InvalidParameter(_)
             | CoreError::PublicPolicy(_)
             | CoreError::InvalidRequest(_)

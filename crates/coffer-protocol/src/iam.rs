@@ -1,11 +1,15 @@
 //! The IAM API (query protocol, `Version=2010-05-08`): users, groups, roles, access keys,
-//! inline and managed policies, with the shapes of the botocore model `iam/2010-05-08`.
+//! inline and managed policies, virtual MFA devices, with the shapes of the botocore model
+//! `iam/2010-05-08`.
 //! Policy documents are returned URL-encoded (RFC 3986), as IAM does; the SDKs decode them.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use coffer_core::{
-    AccessKeyRecord, Caller, Coffer, CoreError, ManagedPolicy, PrincipalKind, PrincipalRecord,
-    RoleInput, Simulation, SimulationSource,
+    AccessKeyRecord, AssignmentStatus, Caller, Coffer, CoreError, ManagedPolicy, PrincipalKind,
+    PrincipalRecord, RoleInput, Simulation, SimulationSource,
 };
+use zeroize::Zeroizing;
 
 use crate::error::ApiError;
 use crate::query::{Form, Xml, iso8601, uri_encode};
@@ -83,6 +87,25 @@ fn principal_list(x: &mut Xml, element: &str, items: &[PrincipalRecord]) {
         for p in items {
             x.node("member", |x| principal_fields(x, p));
         }
+    });
+}
+
+/// A `Blob` member holding a secret (an MFA seed or its QR code): base64, as the query
+/// protocol carries blobs, from a zeroizing buffer into the response.
+fn secret_blob(x: &mut Xml, name: &str, bytes: &[u8]) {
+    let encoded = Zeroizing::new(BASE64.encode(bytes));
+    x.text(name, &encoded);
+}
+
+/// The `User` of a virtual MFA device: the user's fields without its tags (IAM's listings
+/// return "a subset of the available attributes", ListVirtualMFADevices API reference).
+fn mfa_user(x: &mut Xml, p: &PrincipalRecord) {
+    x.node("User", |x| {
+        x.text("Path", &p.path)
+            .text("UserName", &p.name)
+            .text("UserId", &p.principal_id)
+            .text("Arn", &p.arn())
+            .text("CreateDate", &iso8601(p.created_ms));
     });
 }
 
@@ -737,6 +760,128 @@ pub(crate) async fn dispatch(
                 .await
                 .map_err(iam)?;
             return Ok(None);
+        }
+        "CreateVirtualMFADevice" => {
+            let d = coffer
+                .create_virtual_mfa_device(
+                    caller,
+                    form.required("VirtualMFADeviceName")?,
+                    form.get("Path"),
+                    form.pairs("Tags"),
+                )
+                .await
+                .map_err(iam)?;
+            x.node("VirtualMFADevice", |x| {
+                x.text("SerialNumber", &d.serial_number);
+                secret_blob(x, "Base32StringSeed", d.base32_seed.expose());
+                secret_blob(x, "QRCodePNG", d.qr_code_png.expose());
+                if !d.tags.is_empty() {
+                    tags_xml(x, &d.tags);
+                }
+            });
+        }
+        "EnableMFADevice" | "ResyncMFADevice" => {
+            let (user, serial, code1, code2) = (
+                form.required("UserName")?,
+                form.required("SerialNumber")?,
+                form.required("AuthenticationCode1")?,
+                form.required("AuthenticationCode2")?,
+            );
+            if action == "EnableMFADevice" {
+                coffer
+                    .enable_mfa_device(caller, user, serial, code1, code2)
+                    .await
+            } else {
+                coffer
+                    .resync_mfa_device(caller, user, serial, code1, code2)
+                    .await
+            }
+            .map_err(iam)?;
+            return Ok(None);
+        }
+        "DeactivateMFADevice" => {
+            coffer
+                .deactivate_mfa_device(caller, form.get("UserName"), form.required("SerialNumber")?)
+                .await
+                .map_err(iam)?;
+            return Ok(None);
+        }
+        "DeleteVirtualMFADevice" => {
+            coffer
+                .delete_virtual_mfa_device(caller, form.required("SerialNumber")?)
+                .await
+                .map_err(iam)?;
+            return Ok(None);
+        }
+        "ListMFADevices" => {
+            let devices = coffer
+                .list_mfa_devices(caller, form.get("UserName"))
+                .await
+                .map_err(iam)?;
+            let (devices, marker) = page(form, devices)?;
+            x.node("MFADevices", |x| {
+                for d in &devices {
+                    x.node("member", |x| {
+                        x.text("UserName", &d.user_name)
+                            .text("SerialNumber", &d.serial_number)
+                            .text("EnableDate", &iso8601(d.enable_date_ms));
+                    });
+                }
+            });
+            truncation(&mut x, marker);
+        }
+        "ListVirtualMFADevices" => {
+            let status = form
+                .get("AssignmentStatus")
+                .map_or(Ok(AssignmentStatus::Any), AssignmentStatus::parse)
+                .map_err(iam)?;
+            let devices = coffer
+                .list_virtual_mfa_devices(caller, status)
+                .await
+                .map_err(iam)?;
+            let (devices, marker) = page(form, devices)?;
+            // Without tags: "this operation does not return tags" (API reference).
+            x.node("VirtualMFADevices", |x| {
+                for d in &devices {
+                    x.node("member", |x| {
+                        x.text("SerialNumber", &d.serial_number);
+                        if let Some(u) = &d.user {
+                            mfa_user(x, u);
+                        }
+                        if let Some(at) = d.enable_date_ms {
+                            x.text("EnableDate", &iso8601(at));
+                        }
+                    });
+                }
+            });
+            truncation(&mut x, marker);
+        }
+        "TagMFADevice" => {
+            coffer
+                .tag_mfa_device(caller, form.required("SerialNumber")?, form.pairs("Tags"))
+                .await
+                .map_err(iam)?;
+            return Ok(None);
+        }
+        "UntagMFADevice" => {
+            coffer
+                .untag_mfa_device(
+                    caller,
+                    form.required("SerialNumber")?,
+                    &form.list("TagKeys"),
+                )
+                .await
+                .map_err(iam)?;
+            return Ok(None);
+        }
+        "ListMFADeviceTags" => {
+            let tags = coffer
+                .list_mfa_device_tags(caller, form.required("SerialNumber")?)
+                .await
+                .map_err(iam)?;
+            let (tags, marker) = page(form, tags)?;
+            tags_xml(&mut x, &tags);
+            truncation(&mut x, marker);
         }
         other => {
             return Err(ApiError::new(

@@ -11,6 +11,7 @@ mod iam;
 mod kms;
 pub mod query;
 mod secretsmanager;
+mod sts;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -56,6 +57,21 @@ impl Service {
             Service::Kms => "kms",
         }
     }
+}
+
+/// The query protocols' names for authentication failures, which the JSON protocols call
+/// `UnrecognizedClientException` and so on (IAM and STS answer `InvalidClientTokenId`,
+/// `SignatureDoesNotMatch`, `ExpiredToken`, HTTP 403).
+fn query_auth_error(e: ApiError) -> ApiError {
+    let (code, status) = match e.code {
+        "UnrecognizedClientException" => ("InvalidClientTokenId", 403),
+        "InvalidSignatureException" => ("SignatureDoesNotMatch", 403),
+        "ExpiredTokenException" => ("ExpiredToken", 403),
+        "IncompleteSignatureException" => ("IncompleteSignature", 400),
+        "MissingAuthenticationTokenException" => ("MissingAuthenticationToken", 403),
+        _ => return e,
+    };
+    ApiError { code, status, ..e }
 }
 
 /// A query-protocol request: a form body and no JSON target.
@@ -114,7 +130,7 @@ impl Endpoint {
         }
     }
 
-    /// The query protocol: IAM (`Version=2010-05-08`); STS arrives with its own version.
+    /// The query protocol: IAM (`Version=2010-05-08`) and STS (`Version=2011-06-15`).
     async fn handle_query(
         &self,
         parts: &http::request::Parts,
@@ -122,39 +138,51 @@ impl Endpoint {
         source_ip: IpAddr,
         request_id: &str,
     ) -> http::Response<Bytes> {
+        let form = query::Form::parse(body);
+        let namespace = match form.as_ref().ok().and_then(|f| f.get("Version")) {
+            Some(sts::VERSION) => sts::NAMESPACE,
+            _ => iam::NAMESPACE,
+        };
         let outcome = async {
-            let form = query::Form::parse(body)?;
+            let form = form?;
             let action = form
                 .get("Action")
                 .ok_or_else(|| ApiError::new("MissingAction", "Missing Action"))?;
-            match form.get("Version") {
-                Some(iam::VERSION) => {
-                    let caller = self
-                        .auth
-                        .authenticate(&self.coffer, parts, body, Some("iam"), source_ip)
-                        .await?;
-                    iam::dispatch(&self.coffer, &caller, action, &form)
-                        .await
-                        .map(|r| (action.to_string(), r))
+            let (signing_name, version) = match form.get("Version") {
+                Some(v @ iam::VERSION) => (Some("iam"), v),
+                Some(v @ sts::VERSION) => (Some("sts"), v),
+                other => (None, other.unwrap_or("(none)")),
+            };
+            let caller = self
+                .auth
+                .authenticate(&self.coffer, parts, body, signing_name, source_ip)
+                .await
+                .map_err(query_auth_error)?;
+            let result = match version {
+                iam::VERSION => {
+                    // Credentials from GetSessionToken "cannot call any IAM API operations unless
+                    // MFA authentication information is included" (STS API reference).
+                    if caller
+                        .session
+                        .as_ref()
+                        .is_some_and(|s| s.role.is_none() && s.mfa_authenticated_ms.is_none())
+                    {
+                        return Err(query_auth_error(auth::unrecognized()));
+                    }
+                    iam::dispatch(&self.coffer, &caller, action, &form).await
                 }
-                other => {
-                    self.auth
-                        .authenticate(&self.coffer, parts, body, None, source_ip)
-                        .await?;
-                    Err(ApiError::new(
-                        "InvalidAction",
-                        format!(
-                            "Could not find operation {action} for version {}",
-                            other.unwrap_or("(none)")
-                        ),
-                    ))
-                }
-            }
+                sts::VERSION => sts::dispatch(&self.coffer, &caller, action, &form).await,
+                other => Err(ApiError::new(
+                    "InvalidAction",
+                    format!("Could not find operation {action} for version {other}"),
+                )),
+            };
+            result.map(|r| (action.to_string(), r))
         }
         .await;
         match outcome {
-            Ok((action, result)) => query::success(&action, iam::NAMESPACE, result, request_id),
-            Err(e) => query::failure(&e, iam::NAMESPACE, request_id),
+            Ok((action, result)) => query::success(&action, namespace, result, request_id),
+            Err(e) => query::failure(&e, namespace, request_id),
         }
     }
 

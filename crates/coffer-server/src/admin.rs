@@ -2,16 +2,24 @@
 //! 0600 inside the 0700 data directory, so only whoever may read the data directory may use
 //! it (the same people who could stop the server and open the store themselves).
 //!
-//! One request per connection, one line of text; the answer is JSON lines. Today it serves
-//! `rotate-root-key`: the running server rotates its root key while it keeps serving reads,
-//! and streams `{"done":N,"total":M}` progress, then `{"generation":G,"resealed":R,"total":M}`
-//! or `{"error":"…"}`. This module must never accept a request from the network.
+//! One request per connection, one line of text; the answer is JSON lines, the last of which
+//! is the result or `{"error":"…"}`:
+//!
+//! - `rotate-root-key`: the running server rotates its root key while it keeps serving reads,
+//!   and streams `{"done":N,"total":M}` progress, then `{"generation":G,"resealed":R,"total":M}`.
+//! - `create-account [ID]`: a new account (12-digit `ID`, random if not given) with its own
+//!   root access key: `{"account_id":…,"access_key_id":…,"secret_access_key":…}`.
+//! - `list-accounts`: `{"accounts":[{"account_id":…,"created":"ISO 8601"},…]}`.
+//!
+//! [`create_account`] and [`list_accounts`] make those answers; the CLI calls them itself on
+//! a store no server is running on, so both paths answer alike. This module must never
+//! accept a request from the network.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use coffer_core::Coffer;
+use coffer_core::{Coffer, Store};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
@@ -71,13 +79,56 @@ async fn handle(stream: UnixStream, coffer: Arc<Coffer>) {
     if reader.read_line(&mut line).await.is_err() {
         return;
     }
-    let answer = match line.trim() {
-        "rotate-root-key" => rotate_root_key(&coffer, &mut write).await,
-        other => {
-            serde_json::json!({"error": format!("unknown admin request {other:?}; known: rotate-root-key")})
-        }
+    let mut words = line.split_whitespace();
+    let answer = match (words.next(), words.next(), words.next()) {
+        (Some("rotate-root-key"), None, _) => rotate_root_key(&coffer, &mut write).await,
+        (Some("create-account"), id, None) => create_account(&coffer, id).await,
+        (Some("list-accounts"), None, _) => list_accounts(&coffer).await,
+        _ => serde_json::json!({"error": format!(
+            "unknown admin request {:?}; known: rotate-root-key, create-account [ID], list-accounts",
+            line.trim()
+        )}),
     };
     let _ = write.write_all(format!("{answer}\n").as_bytes()).await;
+}
+
+/// The answer to `create-account [ID]`: the new account's id and root credentials (the only
+/// time the secret access key is shown), or `{"error":"…"}`.
+pub async fn create_account(coffer: &Coffer, account_id: Option<&str>) -> serde_json::Value {
+    match coffer.create_account(account_id).await {
+        Ok(outcome) => match outcome.secret_access_key.as_str() {
+            Some(secret) => serde_json::json!({
+                "account_id": outcome.account_id,
+                "access_key_id": outcome.access_key_id,
+                "secret_access_key": secret,
+            }),
+            None => serde_json::json!({"error": format!(
+                "account {} was created, but its secret access key is not text; this is a bug in coffer",
+                outcome.account_id
+            )}),
+        },
+        Err(e) => serde_json::json!({"error": e.to_string()}),
+    }
+}
+
+/// The answer to `list-accounts`: every account with its creation time, in id order.
+pub async fn list_accounts(coffer: &Coffer) -> serde_json::Value {
+    match coffer.store().list_accounts().await {
+        Ok(mut accounts) => {
+            accounts.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+            let accounts: Vec<serde_json::Value> = accounts
+                .iter()
+                .map(|a| {
+                    serde_json::json!({
+                        "account_id": a.account_id,
+                        "created": coffer_core::clock::iso8601(a.created_ms),
+                    })
+                })
+                .collect();
+            serde_json::json!({ "accounts": accounts })
+        }
+        Err(e) => serde_json::json!({"error": e.to_string()}),
+    }
 }
 
 async fn rotate_root_key(

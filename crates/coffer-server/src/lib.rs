@@ -28,7 +28,7 @@ mod routes;
 mod server;
 mod tls;
 
-pub use admin::ADMIN_SOCKET;
+pub use admin::{ADMIN_SOCKET, create_account, list_accounts};
 pub use coffer_protocol::AuthMode;
 pub use config::{
     DEFAULT_DEV_ACCOUNT_ID, DEFAULT_DEV_LISTEN, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES,

@@ -471,6 +471,7 @@ impl IdentityStore for SqliteStore {
                         "UPDATE access_keys SET user_name = ?1, principal_arn = ?2 WHERE account_id = ?3 AND lower(user_name) = ?4",
                         params![new_name, arn, a, old_key],
                     )?;
+                    crate::mfa::rename_user(&tx, &a, &old_key, &new_name)?;
                 }
                 PrincipalKind::Group => {
                     tx.execute("UPDATE iam_group_members SET group_key = ?1 WHERE account_id = ?2 AND group_key = ?3", params![new_key, a, old_key])?;
@@ -495,7 +496,10 @@ impl IdentityStore for SqliteStore {
             tx.execute("DELETE FROM iam_inline_policies WHERE account_id = ?1 AND kind = ?2 AND name_key = ?3", params![a, kind.as_str(), k])?;
             tx.execute("DELETE FROM iam_attachments WHERE account_id = ?1 AND kind = ?2 AND name_key = ?3", params![a, kind.as_str(), k])?;
             match kind {
-                PrincipalKind::User => tx.execute("DELETE FROM iam_group_members WHERE account_id = ?1 AND user_key = ?2", params![a, k])?,
+                PrincipalKind::User => {
+                    crate::mfa::release_user(&tx, &a, &k)?;
+                    tx.execute("DELETE FROM iam_group_members WHERE account_id = ?1 AND user_key = ?2", params![a, k])?
+                }
                 PrincipalKind::Group => tx.execute("DELETE FROM iam_group_members WHERE account_id = ?1 AND group_key = ?2", params![a, k])?,
                 PrincipalKind::Role => 0,
             };

@@ -10,6 +10,7 @@
 
 mod identity;
 mod kms;
+mod mfa;
 mod records;
 mod sqlite;
 
@@ -20,6 +21,7 @@ pub use identity::{
     PrincipalRecord,
 };
 pub use kms::{AliasRecord, KeyManager, KeyMaterialRecord, KeyState, KeyStore, KmsKeyRecord};
+pub use mfa::{MfaDeviceRecord, MfaStore};
 pub use records::{
     AccessKeyRecord, AccountRecord, SealedValue, SecretRecord, ValueKind, VersionRecord,
 };
@@ -103,7 +105,7 @@ impl std::fmt::Debug for RootSealed {
 
 /// Persistence operations. Implementations must make every write atomic and durable before
 /// the returned future resolves (an acknowledged write survives `kill -9`).
-pub trait Store: IdentityStore + KeyStore + Send + Sync + 'static {
+pub trait Store: IdentityStore + KeyStore + MfaStore + Send + Sync + 'static {
     /// Creates an account and its root access key in one transaction.
     fn insert_account(
         &self,

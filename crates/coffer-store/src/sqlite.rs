@@ -128,6 +128,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
          CREATE INDEX access_keys_by_user ON access_keys(account_id, user_name);",
     ),
     (3, crate::kms::KMS_MIGRATION),
+    (4, crate::mfa::MFA_MIGRATION),
 ];
 
 /// The SQLite implementation of [`Store`]. Cheap to clone.

@@ -480,3 +480,134 @@ async fn kms_keys_materials_aliases_and_root_sealed_blobs() {
     );
     assert_eq!(store.root_sealed().await.unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn mfa_devices_are_conditional_and_follow_their_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join(DB_FILE)).unwrap();
+    let a = "111122223333";
+    store
+        .insert_account(
+            AccountRecord {
+                account_id: a.into(),
+                created_ms: 1,
+                wrapped_account_key: vec![1],
+            },
+            AccessKeyRecord {
+                access_key_id: "AKIA1".into(),
+                account_id: a.into(),
+                principal_arn: format!("arn:aws:iam::{a}:root"),
+                user_name: None,
+                sealed_secret: vec![2],
+                active: true,
+                created_ms: 1,
+            },
+        )
+        .await
+        .unwrap();
+    let user = PrincipalRecord {
+        account_id: a.into(),
+        kind: PrincipalKind::User,
+        name: "Alice".into(),
+        principal_id: "AIDAEXAMPLEALICE0001".into(),
+        path: "/".into(),
+        created_ms: 1,
+        trust_policy: None,
+        description: None,
+        max_session_secs: None,
+        tags: vec![],
+    };
+    store.insert_principal(user).await.unwrap();
+    let device = MfaDeviceRecord {
+        account_id: a.into(),
+        path: "/team/".into(),
+        name: "Phone".into(),
+        sealed_seed: vec![7; 40],
+        user_name: None,
+        enabled_ms: None,
+        last_counter: 0,
+        drift_steps: 0,
+        tags: vec![("k".into(), "v".into())],
+        created_ms: 5,
+        revision: 1,
+    };
+    assert_eq!(
+        device.serial_number(),
+        "arn:aws:iam::111122223333:mfa/team/Phone"
+    );
+    assert!(
+        !format!("{device:?}").contains("7, 7"),
+        "Debug hides the seal"
+    );
+    store.insert_mfa_device(device.clone()).await.unwrap();
+    let mut twin = device.clone();
+    twin.name = "PHONE".into();
+    assert!(matches!(
+        store.insert_mfa_device(twin).await,
+        Err(StoreError::AlreadyExists)
+    ));
+    assert_eq!(
+        store.get_mfa_device(a, "/TEAM/phone").await.unwrap(),
+        Some(device.clone())
+    );
+
+    // Enabling for a user that does not exist is refused; for one that does, it sticks.
+    let mut enabled = device.clone();
+    enabled.user_name = Some("nobody".into());
+    enabled.enabled_ms = Some(9);
+    enabled.revision = 2;
+    assert!(matches!(
+        store.update_mfa_device(1, enabled.clone()).await,
+        Err(StoreError::Conflict)
+    ));
+    enabled.user_name = Some("alice".into());
+    enabled.last_counter = 42;
+    store.update_mfa_device(1, enabled.clone()).await.unwrap();
+    // A second writer that read revision 1 loses.
+    let mut stale = enabled.clone();
+    stale.last_counter = 43;
+    stale.revision = 2;
+    assert!(matches!(
+        store.update_mfa_device(1, stale).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        store.user_mfa_devices(a, "ALICE").await.unwrap(),
+        vec![enabled.clone()]
+    );
+    assert_eq!(store.list_mfa_devices(a).await.unwrap().len(), 1);
+
+    // Renaming the user carries the device along; deleting it releases the device.
+    store
+        .rename_principal(a, PrincipalKind::User, "alice", "Alicia", "/")
+        .await
+        .unwrap();
+    assert!(store.user_mfa_devices(a, "alice").await.unwrap().is_empty());
+    let moved = store.user_mfa_devices(a, "alicia").await.unwrap();
+    assert_eq!(moved[0].user_name.as_deref(), Some("Alicia"));
+    assert_eq!(moved[0].revision, 3);
+    assert!(
+        store
+            .delete_principal(a, PrincipalKind::User, "alicia")
+            .await
+            .unwrap()
+    );
+    let released = store
+        .get_mfa_device(a, "/team/phone")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((released.user_name, released.enabled_ms), (None, None));
+    assert_eq!(released.last_counter, 42, "consumed codes stay consumed");
+
+    // Deletion is conditional on the revision too.
+    assert!(matches!(
+        store.delete_mfa_device(a, "/team/phone", 3).await,
+        Err(StoreError::Conflict)
+    ));
+    store
+        .delete_mfa_device(a, "/team/phone", released.revision)
+        .await
+        .unwrap();
+    assert_eq!(store.get_mfa_device(a, "/team/phone").await.unwrap(), None);
+}

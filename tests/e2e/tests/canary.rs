@@ -7,6 +7,10 @@
 //! `-shm`, keys, anything) and everything the server printed, for each canary in raw, base64
 //! and hex form: once while it runs (the WAL is hot) and again after it shut down.
 //!
+//! Temporary credentials are secrets too: the SecretAccessKey and SessionToken that
+//! GetSessionToken and AssumeRole hand out are used to sign requests (successful, denied and
+//! tampered ones) and must appear nowhere either; an IAM user's secret access key neither.
+//!
 //! Positive controls keep the test honest: the canaries do come back from GetSecretValue, and
 //! the scanner does find a canary that was planted on purpose.
 //!
@@ -36,6 +40,8 @@ struct Canaries {
     core_bytes: Vec<u8>,
     texts: Vec<String>,
     binaries: Vec<Vec<u8>>,
+    /// Credentials (secret access keys, session tokens) that must never be written or logged.
+    credentials: Vec<(String, String)>,
 }
 
 impl Canaries {
@@ -53,6 +59,7 @@ impl Canaries {
             core_bytes,
             texts: Vec::new(),
             binaries: Vec::new(),
+            credentials: Vec::new(),
         }
     }
 
@@ -67,6 +74,15 @@ impl Canaries {
         b.push(variant);
         self.binaries.push(b.clone());
         b
+    }
+
+    /// A credential string that must never appear (raw, or percent-encoded as in a query string).
+    fn credential(&mut self, what: &str, value: &str) {
+        assert!(
+            value.len() >= 16,
+            "{what} is too short to be a credential: {value:?}"
+        );
+        self.credentials.push((what.to_owned(), value.to_owned()));
     }
 
     /// (what, bytes) pairs to search for.
@@ -101,6 +117,13 @@ impl Canaries {
             ));
             // What a `{:?}` of the bytes would print.
             n.push((format!("binary {i}, Debug"), format!("{b:?}").into_bytes()));
+        }
+        for (what, value) in &self.credentials {
+            n.push((what.clone(), value.clone().into_bytes()));
+            let encoded = common::form_encode(value);
+            if encoded != *value {
+                n.push((format!("{what}, percent-encoded"), encoded.into_bytes()));
+            }
         }
         n
     }
@@ -142,6 +165,8 @@ async fn secret_values_never_reach_disk_or_logs() {
 
     exercise_every_value_path(&c, &mut canaries).await;
     exercise_kms(&server, &c, &mut canaries).await;
+    exercise_sts(&server, &mut canaries).await;
+    exercise_mfa(&server, &mut canaries).await;
 
     let hits = scan(dir.path(), &server.output(), &canaries);
     assert!(
@@ -191,14 +216,15 @@ async fn secret_values_never_reach_disk_or_logs() {
     std::fs::write(
         planted.path().join("leak.log"),
         format!(
-            "x {} y {}",
+            "x {} y {} z {}",
             canaries.texts[0],
-            STANDARD.encode(&canaries.binaries[0])
+            STANDARD.encode(&canaries.binaries[0]),
+            canaries.credentials[0].1
         ),
     )
     .unwrap();
     assert!(
-        scan(planted.path(), b"", &canaries).len() >= 2,
+        scan(planted.path(), b"", &canaries).len() >= 3,
         "the scanner misses a planted canary"
     );
 }
@@ -412,4 +438,185 @@ async fn exercise_kms(server: &Server, sm: &Client, canaries: &mut Canaries) {
         .await
         .unwrap();
     assert_eq!(got.secret_string(), Some(text.as_str()));
+}
+
+/// Temporary credentials from GetSessionToken (root) and AssumeRole (an IAM user), used for
+/// successful, denied and tampered requests to Secrets Manager, STS and IAM; their secrets and
+/// session tokens (and the IAM user's secret access key) become canaries.
+async fn exercise_sts(server: &Server, canaries: &mut Canaries) {
+    use common::{
+        Iam, allow, long_term, policy, root_credentials, sm_client, sts_client, temporary,
+    };
+
+    // The root user's session: creates and reads a secret, asks who it is.
+    let root_session = sts_client(server, root_credentials(server))
+        .get_session_token()
+        .send()
+        .await
+        .unwrap();
+    let root_temp = root_session.credentials().unwrap().clone();
+    canaries.credential(
+        "root session secret access key",
+        root_temp.secret_access_key(),
+    );
+    canaries.credential("root session token", root_temp.session_token());
+    let sm = sm_client(server, temporary(&root_temp));
+    let value = canaries.text("root-session");
+    let arn = sm
+        .create_secret()
+        .name("canary/sts")
+        .secret_string(&value)
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned();
+    let got = sm.get_secret_value().secret_id(&arn).send().await.unwrap();
+    assert_eq!(got.secret_string(), Some(value.as_str()));
+    sts_client(server, temporary(&root_temp))
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap();
+    // A session may not chain GetSessionToken (an error path that sees the token).
+    assert!(
+        sts_client(server, temporary(&root_temp))
+            .get_session_token()
+            .send()
+            .await
+            .is_err()
+    );
+
+    // An IAM user assumes a role that may read that one secret.
+    let iam = Iam::root(server);
+    let user = iam.user(&[]).await;
+    canaries.credential("IAM user secret access key", &user.key.secret_access_key);
+    let role = iam
+        .role(
+            &common::trust(&user.arn, None),
+            &[policy(&[allow("secretsmanager:GetSecretValue", &arn)])],
+            None,
+        )
+        .await;
+    let assumed = sts_client(server, long_term(&user.key))
+        .assume_role()
+        .role_arn(&role.arn)
+        .role_session_name("canary")
+        .policy(policy(&[allow("*", "*")]))
+        .send()
+        .await
+        .unwrap();
+    let role_temp = assumed.credentials().unwrap().clone();
+    canaries.credential(
+        "role session secret access key",
+        role_temp.secret_access_key(),
+    );
+    canaries.credential("role session token", role_temp.session_token());
+    let sm = sm_client(server, temporary(&role_temp));
+    let got = sm.get_secret_value().secret_id(&arn).send().await.unwrap();
+    assert_eq!(got.secret_string(), Some(value.as_str()));
+    // Denied (another secret), and IAM (not allowed to sessions without a role policy for it).
+    assert!(
+        sm.get_secret_value()
+            .secret_id("canary/text")
+            .send()
+            .await
+            .is_err()
+    );
+    assert!(
+        Iam::with(server, temporary(&role_temp))
+            .call("ListUsers", &[])
+            .await
+            .is_err()
+    );
+    sts_client(server, temporary(&role_temp))
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap();
+    // Tampered: one bit of the token flipped, and a wrong secret with the right token.
+    let mut raw = STANDARD.decode(role_temp.session_token()).unwrap();
+    let mid = raw.len() / 2;
+    raw[mid] ^= 0x01;
+    let tampered = STANDARD.encode(raw);
+    let bad_token = common::sdk_credentials(
+        role_temp.access_key_id(),
+        role_temp.secret_access_key(),
+        Some(&tampered),
+    );
+    assert!(
+        sm_client(server, bad_token)
+            .get_secret_value()
+            .secret_id(&arn)
+            .send()
+            .await
+            .is_err()
+    );
+    let wrong_secret = common::sdk_credentials(
+        role_temp.access_key_id(),
+        &"w".repeat(40),
+        Some(role_temp.session_token()),
+    );
+    assert!(
+        sts_client(server, wrong_secret)
+            .get_caller_identity()
+            .send()
+            .await
+            .is_err()
+    );
+}
+
+/// A virtual MFA device: its seed comes back once from CreateVirtualMFADevice (Base32, inside
+/// base64 on the wire, and inside the QR code) and is opened again to check codes (a wrong
+/// pair here); neither the seed nor any encoding of it may appear anywhere.
+async fn exercise_mfa(server: &Server, canaries: &mut Canaries) {
+    use common::{Iam, xml_text};
+
+    let iam = Iam::root(server);
+    let user = iam.user(&[]).await;
+    let created = iam
+        .ok(
+            "CreateVirtualMFADevice",
+            &[("VirtualMFADeviceName", "canary-phone")],
+        )
+        .await;
+    let serial = xml_text(&created, "SerialNumber").unwrap();
+    let on_wire = xml_text(&created, "Base32StringSeed").unwrap();
+    let base32 = String::from_utf8(STANDARD.decode(&on_wire).unwrap()).unwrap();
+    assert_eq!(base32.len(), 64, "AWS's seeds are 64 Base32 characters");
+    canaries.credential("MFA seed, Base32", &base32);
+    canaries.credential("MFA seed, Base32 in base64", &on_wire);
+    canaries.binaries.push(base32_decode(&base32));
+    let refused = iam
+        .call(
+            "EnableMFADevice",
+            &[
+                ("UserName", &user.name),
+                ("SerialNumber", &serial),
+                ("AuthenticationCode1", "000000"),
+                ("AuthenticationCode2", "000000"),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code().as_deref(), Some("InvalidAuthenticationCode"));
+    let listed = iam.ok("ListVirtualMFADevices", &[]).await;
+    assert!(listed.contains(&serial) && !listed.contains("Base32StringSeed"));
+}
+
+/// RFC 4648 Base32 without padding, for the seed the scan looks for in its raw form.
+fn base32_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut acc, mut bits, mut out) = (0u64, 0u32, Vec::new());
+    for c in text.bytes() {
+        let v = ALPHABET.iter().position(|a| *a == c).unwrap() as u64;
+        acc = (acc << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
 }
