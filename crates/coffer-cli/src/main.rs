@@ -8,6 +8,7 @@ mod admin;
 mod init;
 mod policy;
 mod root_key;
+mod rotation;
 mod server;
 
 use std::process::ExitCode;
@@ -48,6 +49,7 @@ enum Command {
     Policy(policy::PolicyArgs),
     RootKey(root_key::RootKeyArgs),
     Account(account::AccountArgs),
+    Rotation(rotation::RotationArgs),
 }
 
 /// Why the command failed, which decides the exit code.
@@ -86,6 +88,7 @@ fn main() -> ExitCode {
         Command::Policy(args) => policy::run(args),
         Command::RootKey(args) => root_key::run(args),
         Command::Account(args) => account::run(args),
+        Command::Rotation(args) => rotation::run(args),
         Command::Server(args) => {
             let explicit = matches
                 .subcommand_matches("server")

@@ -9,7 +9,9 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
-use coffer_server::{DevOptions, Mode, Server, ServerConfig, ServerError, Transport};
+use coffer_server::{
+    DevOptions, Mode, RotationFunctionConfig, Server, ServerConfig, ServerError, Transport,
+};
 
 use crate::{Failure, parse_account_id, usage};
 
@@ -27,6 +29,18 @@ Examples:
   A real server over a data directory made by `coffer init` (HTTPS on 127.0.0.1:8443):
     coffer server --data-dir /var/lib/coffer
     coffer server --data-dir /var/lib/coffer --listen 0.0.0.0:8443
+
+  Register rotation functions at every start, from a file holding a JSON list like this one
+  (a webhook's signing secret is named by environment variable, never written in the file):
+    [{\"arn\": \"arn:aws:lambda:us-east-1:111111111111:function:pg\", \"kind\": \"builtin\",
+      \"engine\": \"postgres\", \"strategy\": \"single-user\"},
+     {\"arn\": \"arn:aws:lambda:us-east-1:111111111111:function:hook\", \"kind\": \"webhook\",
+      \"url\": \"https://rotator.internal/rotate\", \"signing_secret_env\": \"HOOK_SECRET\",
+      \"timeout_secs\": 60},
+     {\"arn\": \"arn:aws:lambda:us-east-1:111111111111:function:script\", \"kind\": \"executable\",
+      \"program\": \"/usr/local/bin/rotate\", \"args\": [\"--verbose\"]}]
+    HOOK_SECRET=... coffer server --data-dir /var/lib/coffer \\
+        --rotation-functions /etc/coffer/rotation-functions.json
 
 Stop it with Ctrl-C or SIGTERM: it stops accepting, finishes in-flight requests, exits 0.";
 
@@ -74,6 +88,14 @@ pub(crate) struct ServerArgs {
     /// How often to purge secrets whose recovery window has ended, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     purge_interval: u64,
+
+    /// A JSON file listing rotation functions to register (or replace) at start, each as
+    /// `coffer rotation function register` would: {"arn", "kind": "builtin", "engine",
+    /// "strategy"}, {"arn", "kind": "webhook", "url", "signing_secret_env": "VAR",
+    /// "timeout_secs"} or {"arn", "kind": "executable", "program", "args", "timeout_secs"}.
+    /// A wrong entry stops the start.
+    #[arg(long, env = "COFFER_ROTATION_FUNCTIONS", value_name = "FILE")]
+    rotation_functions: Option<PathBuf>,
 
     #[command(flatten)]
     root_key: crate::root_key::RootKeyFlags,
@@ -168,6 +190,13 @@ fn config_from(args: ServerArgs, explicit: ExplicitFlags) -> Result<ServerConfig
         config.listen = listen;
     }
     config.purge_interval = Duration::from_secs(args.purge_interval);
+    if let Some(file) = &args.rotation_functions {
+        config.rotation_functions = RotationFunctionConfig::load_file(file).map_err(|e| {
+            anyhow!(
+                "{e}; fix the file given with --rotation-functions (see `coffer server --help`)"
+            )
+        })?;
+    }
     Ok(config)
 }
 
@@ -306,6 +335,9 @@ fn explain(error: ServerError, config: &ServerConfig) -> Failure {
         ),
         ServerError::TlsFiles { .. } => Failure::Failed(anyhow!(
             "{error}; `coffer init` writes it to {data_dir}/tls/ (cert.pem, key.pem); to serve plain HTTP on loopback instead, add --insecure-http"
+        )),
+        ServerError::RotationFunction { .. } => Failure::Failed(anyhow!(
+            "{error}; fix its entry in the --rotation-functions file (an account is created with `coffer account create`)"
         )),
         other => Failure::Failed(anyhow::Error::from(other)),
     }

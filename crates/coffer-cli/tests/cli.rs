@@ -20,6 +20,7 @@ fn coffer(args: &[&str]) -> assert_cmd::Command {
     cmd.args(args)
         .env_remove("COFFER_DATA_DIR")
         .env_remove("COFFER_LISTEN")
+        .env_remove("COFFER_ROTATION_FUNCTIONS")
         .env("RUST_LOG", "warn");
     cmd
 }
@@ -323,11 +324,17 @@ impl Drop for DevServer {
 }
 
 fn start_dev_server(extra: &[&str]) -> DevServer {
+    start_dev_server_with_env(extra, &[])
+}
+
+fn start_dev_server_with_env(extra: &[&str], env: &[(&str, &str)]) -> DevServer {
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("coffer"))
         .args(["server", "--dev", "--listen", "127.0.0.1:0"])
         .args(extra)
+        .envs(env.iter().copied())
         .env_remove("COFFER_DATA_DIR")
         .env_remove("COFFER_LISTEN")
+        .env_remove("COFFER_ROTATION_FUNCTIONS")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -584,5 +591,685 @@ fn accounts_are_created_through_a_running_dev_server() {
         1,
     );
     assert!(err.contains("account 333333333333 already exists"), "{err}");
+    assert_eq!(server.terminate().code(), Some(0));
+}
+
+#[test]
+fn rotation_help_has_examples() {
+    for args in [
+        &["rotation", "--help"][..],
+        &["rotation", "status", "--help"][..],
+        &["rotation", "retry", "--help"][..],
+        &["rotation", "cancel", "--help"][..],
+    ] {
+        let (out, _) = run(args, 0);
+        for expected in [
+            "Examples:",
+            "coffer rotation status",
+            "coffer rotation retry",
+        ] {
+            assert!(
+                out.contains(expected),
+                "{args:?} lacks {expected:?}:\n{out}"
+            );
+        }
+    }
+    for args in [
+        &["rotation", "function", "--help"][..],
+        &["rotation", "function", "register", "--help"][..],
+        &["rotation", "function", "list", "--help"][..],
+        &["rotation", "function", "remove", "--help"][..],
+    ] {
+        let (out, _) = run(args, 0);
+        for expected in [
+            "Examples:",
+            "--builtin postgres --strategy",
+            "--signing-secret-env",
+            "coffer rotation function list --account",
+        ] {
+            assert!(
+                out.contains(expected),
+                "{args:?} lacks {expected:?}:\n{out}"
+            );
+        }
+    }
+    let (out, _) = run(&["rotation", "function", "register", "--help"], 0);
+    for expected in [
+        "--arn",
+        "--builtin",
+        "--strategy",
+        "--webhook",
+        "--executable",
+        "--arg",
+        "--timeout",
+        "--data-dir",
+        "--output",
+    ] {
+        assert!(out.contains(expected), "register --help lacks {expected}");
+    }
+    let (out, _) = run(&["server", "--help"], 0);
+    assert!(out.contains("--rotation-functions"), "{out}");
+    let (out, _) = run(&["--help"], 0);
+    assert!(out.contains("rotation"), "{out}");
+}
+
+const PG_ARN: &str = "arn:aws:lambda:us-east-1:111111111111:function:pg";
+const HOOK_ARN: &str = "arn:aws:lambda:us-east-1:111111111111:function:hook";
+const SCRIPT_ARN: &str = "arn:aws:lambda:us-east-1:111111111111:function:script";
+
+/// `coffer rotation function list --output json` on `dir`: the functions.
+fn listed_functions(dir: &str, account: &str) -> Vec<serde_json::Value> {
+    let (out, _) = run(
+        &[
+            "rotation",
+            "function",
+            "list",
+            "--account",
+            account,
+            "--data-dir",
+            dir,
+            "--output",
+            "json",
+        ],
+        0,
+    );
+    let value: serde_json::Value = serde_json::from_str(out.trim_end()).unwrap();
+    value["functions"].as_array().unwrap().clone()
+}
+
+// Needs a real Coffer::init.
+#[test]
+fn rotation_functions_are_registered_listed_and_removed_without_a_server() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("data");
+    let d = path_str(&dir);
+    run(
+        &["init", "--data-dir", d, "--account-id", "111111111111"],
+        0,
+    );
+    let register = |extra: &[&str], code: i32| {
+        let mut args = vec!["rotation", "function", "register", "--data-dir", d];
+        args.extend_from_slice(extra);
+        run(&args, code)
+    };
+
+    let (out, _) = register(
+        &[
+            "--arn",
+            PG_ARN,
+            "--builtin",
+            "postgres",
+            "--strategy",
+            "alternating-users",
+        ],
+        0,
+    );
+    assert!(
+        out.starts_with(&format!(
+            "Registered the rotation function {PG_ARN}: built-in postgres rotator, alternating-users."
+        )),
+        "{out}"
+    );
+    assert!(out.contains("--rotation-lambda-arn"), "{out}");
+
+    // The signing secret comes from the environment and is never shown again.
+    let assert = coffer(&[
+        "rotation",
+        "function",
+        "register",
+        "--data-dir",
+        d,
+        "--arn",
+        HOOK_ARN,
+        "--webhook",
+        "https://rotator.example/rotate",
+        "--signing-secret-env",
+        "HOOK_SECRET",
+        "--timeout",
+        "60",
+        "--output",
+        "json",
+    ])
+    .env("HOOK_SECRET", "canary-hook-5e1f")
+    .assert()
+    .code(0);
+    let out = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
+    assert!(!out.contains("canary-hook-5e1f"), "{out}");
+    let value: serde_json::Value = serde_json::from_str(out.trim_end()).unwrap();
+    assert_eq!(value["replaced"], false, "{out}");
+    assert_eq!(value["function"]["kind"], "webhook");
+    assert_eq!(value["function"]["signing_secret_set"], true);
+    assert_eq!(value["function"]["timeout_secs"], 60);
+    assert_eq!(value["function"]["account"], "111111111111");
+
+    register(
+        &[
+            "--arn",
+            SCRIPT_ARN,
+            "--executable",
+            "/usr/local/bin/rotate",
+            "--arg",
+            "--verbose",
+            "--arg",
+            "db",
+        ],
+        0,
+    );
+    // Registering the same ARN again replaces it.
+    let (out, _) = register(
+        &[
+            "--arn",
+            PG_ARN,
+            "--builtin",
+            "mysql",
+            "--strategy",
+            "single-user",
+        ],
+        0,
+    );
+    assert!(out.starts_with("Replaced the rotation function"), "{out}");
+
+    let functions = listed_functions(d, "111111111111");
+    let arns: Vec<&str> = functions
+        .iter()
+        .map(|f| f["arn"].as_str().unwrap())
+        .collect();
+    assert_eq!(arns, [HOOK_ARN, PG_ARN, SCRIPT_ARN]);
+    assert_eq!(functions[1]["engine"], "mysql");
+    assert_eq!(functions[1]["strategy"], "single-user");
+    assert_eq!(functions[2]["program"], "/usr/local/bin/rotate");
+    assert_eq!(functions[2]["args"], serde_json::json!(["--verbose", "db"]));
+    assert_eq!(functions[2]["timeout_secs"], 30);
+    assert!(functions[0].get("signing_secret").is_none());
+    assert!(functions[0]["created"].as_str().unwrap().ends_with('Z'));
+
+    let (table, _) = run(
+        &[
+            "rotation",
+            "function",
+            "list",
+            "--account",
+            "111111111111",
+            "--data-dir",
+            d,
+        ],
+        0,
+    );
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["ARN", "KIND", "CREATED", "DETAILS"],
+        "{table}"
+    );
+    assert_eq!(lines.len(), 4, "{table}");
+    assert!(
+        lines[1].starts_with(HOOK_ARN)
+            && lines[1].contains("webhook https://rotator.example/rotate, signed, timeout 60s"),
+        "{table}"
+    );
+    assert!(
+        lines[3].contains("executable /usr/local/bin/rotate --verbose db, timeout 30s"),
+        "{table}"
+    );
+    assert!(!table.contains("canary-hook-5e1f"));
+
+    let (out, _) = run(
+        &[
+            "rotation",
+            "function",
+            "remove",
+            "--arn",
+            HOOK_ARN,
+            "--data-dir",
+            d,
+        ],
+        0,
+    );
+    assert_eq!(
+        out.trim_end(),
+        format!("Removed the rotation function {HOOK_ARN}.")
+    );
+    let (out, err) = run(
+        &[
+            "rotation",
+            "function",
+            "remove",
+            "--arn",
+            HOOK_ARN,
+            "--data-dir",
+            d,
+            "--output",
+            "json",
+        ],
+        1,
+    );
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("no rotation function is registered under")
+            && err.contains("coffer rotation function list"),
+        "{err}"
+    );
+    let (out, _) = run(
+        &[
+            "rotation",
+            "function",
+            "remove",
+            "--arn",
+            PG_ARN,
+            "--data-dir",
+            d,
+            "--output",
+            "json",
+        ],
+        0,
+    );
+    let value: serde_json::Value = serde_json::from_str(out.trim_end()).unwrap();
+    assert_eq!(value["removed"], true);
+    assert_eq!(value["used_by"], serde_json::json!([]));
+    let arns: Vec<String> = listed_functions(d, "111111111111")
+        .iter()
+        .map(|f| f["arn"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(arns, [SCRIPT_ARN]);
+
+    // An account that does not exist, in the ARN or for the list.
+    let (_, err) = register(
+        &[
+            "--arn",
+            "arn:aws:lambda:us-east-1:222222222222:function:pg",
+            "--builtin",
+            "postgres",
+            "--strategy",
+            "single-user",
+        ],
+        1,
+    );
+    assert!(err.contains("account 222222222222 does not exist"), "{err}");
+    let (out, err) = run(
+        &[
+            "rotation",
+            "function",
+            "list",
+            "--account",
+            "222222222222",
+            "--data-dir",
+            d,
+        ],
+        1,
+    );
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("account 222222222222 does not exist") && err.contains("coffer account list"),
+        "{err}"
+    );
+    let (out, _) = run(
+        &[
+            "rotation",
+            "function",
+            "list",
+            "--account",
+            "111111111111",
+            "--data-dir",
+            d,
+        ],
+        0,
+    );
+    assert!(out.contains(SCRIPT_ARN), "{out}");
+}
+
+// Needs a real Coffer::init.
+#[test]
+fn rotation_status_of_a_store_without_rotating_secrets() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("data");
+    let d = path_str(&dir);
+    run(
+        &["init", "--data-dir", d, "--account-id", "111111111111"],
+        0,
+    );
+    let (out, _) = run(&["rotation", "status", "--data-dir", d], 0);
+    assert!(out.starts_with("No secret has rotation settings."), "{out}");
+    assert!(out.contains("rotate-secret"), "{out}");
+    let (out, _) = run(
+        &["rotation", "status", "--data-dir", d, "--output", "json"],
+        0,
+    );
+    assert_eq!(out.trim_end(), r#"{"secrets":[]}"#);
+
+    let missing = "arn:aws:secretsmanager:us-east-1:111111111111:secret:nope-AbCdEf";
+    for args in [
+        &["rotation", "status", missing, "--data-dir", d][..],
+        &["rotation", "retry", missing, "--data-dir", d][..],
+        &["rotation", "cancel", missing, "--data-dir", d][..],
+    ] {
+        let (out, err) = run(args, 1);
+        assert!(out.is_empty(), "{out}");
+        assert!(
+            err.starts_with("error: ") && err.contains(&format!("no secret {missing}")),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("coffer rotation status"), "{args:?}: {err}");
+    }
+    // Through the environment, as a dev server's `export COFFER_DATA_DIR=...` sets it.
+    let assert = coffer(&["rotation", "status", "--output", "json"])
+        .env("COFFER_DATA_DIR", d)
+        .assert()
+        .code(0);
+    assert_eq!(
+        String::from_utf8_lossy(&assert.get_output().stdout).trim_end(),
+        r#"{"secrets":[]}"#
+    );
+}
+
+#[test]
+fn rotation_mistakes_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = path_str(dir.path());
+    let register = |extra: &[&'static str]| -> Vec<&str> {
+        let mut args = vec!["rotation", "function", "register", "--data-dir", d];
+        args.extend_from_slice(extra);
+        args
+    };
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            register(&[
+                "--arn",
+                "arn:aws:lambda:us-east-1:1111:function:pg",
+                "--builtin",
+                "postgres",
+                "--strategy",
+                "single-user",
+            ]),
+            "arn:aws:lambda:us-east-1:111111111111:function:NAME",
+        ),
+        (
+            register(&["--arn", "pg", "--webhook", "https://x"]),
+            "a rotation function ARN looks like",
+        ),
+        (
+            register(&["--arn", PG_ARN, "--executable", "bin/rotate"]),
+            "the executable must be an absolute path, like /usr/local/bin/rotate",
+        ),
+        (
+            register(&["--arn", PG_ARN, "--builtin", "postgres"]),
+            "--strategy <STRATEGY>",
+        ),
+        (
+            register(&[
+                "--arn",
+                PG_ARN,
+                "--builtin",
+                "oracle",
+                "--strategy",
+                "single-user",
+            ]),
+            "invalid value 'oracle'",
+        ),
+        (register(&["--arn", PG_ARN]), "--builtin"),
+        (
+            register(&[
+                "--arn",
+                PG_ARN,
+                "--webhook",
+                "https://x",
+                "--executable",
+                "/bin/x",
+            ]),
+            "cannot be used with",
+        ),
+        (
+            register(&["--arn", PG_ARN, "--webhook", "https://x", "--timeout", "0"]),
+            "--timeout",
+        ),
+        (
+            register(&[
+                "--arn",
+                PG_ARN,
+                "--builtin",
+                "postgres",
+                "--strategy",
+                "single-user",
+                "--timeout",
+                "5",
+            ]),
+            "cannot be used with",
+        ),
+        (
+            register(&[
+                "--arn",
+                PG_ARN,
+                "--webhook",
+                "https://x",
+                "--strategy",
+                "single-user",
+            ]),
+            "cannot be used with",
+        ),
+        (
+            register(&[
+                "--arn",
+                PG_ARN,
+                "--executable",
+                "/bin/x",
+                "--signing-secret-env",
+                "V",
+            ]),
+            "cannot be used with",
+        ),
+        (
+            register(&["--arn", PG_ARN, "--webhook", "https://x", "--arg", "a"]),
+            "cannot be used with",
+        ),
+        (
+            vec!["rotation", "status", "prod/db", "--data-dir", d],
+            "give the secret's full ARN",
+        ),
+        (
+            vec![
+                "rotation",
+                "function",
+                "list",
+                "--account",
+                "12",
+                "--data-dir",
+                d,
+            ],
+            "12 digits",
+        ),
+    ];
+    for (args, fragment) in &cases {
+        let (out, err) = run(args, 2);
+        assert!(out.is_empty(), "{args:?}: {out}");
+        assert!(
+            err.starts_with("error: ") && err.contains(fragment),
+            "{args:?}: stderr lacks {fragment:?}:\n{err}"
+        );
+    }
+    // The signing secret only from the environment: a missing variable says so.
+    let (_, err) = run(
+        &register(&[
+            "--arn",
+            HOOK_ARN,
+            "--webhook",
+            "https://x",
+            "--signing-secret-env",
+            "COFFER_TEST_UNSET_VARIABLE",
+        ]),
+        1,
+    );
+    assert!(
+        err.contains("COFFER_TEST_UNSET_VARIABLE (--signing-secret-env) is not set"),
+        "{err}"
+    );
+    // An uninitialised data directory says to run init.
+    let (_, err) = run(&register(&["--arn", PG_ARN, "--webhook", "https://x"]), 1);
+    assert!(err.contains("coffer init --data-dir"), "{err}");
+}
+
+#[test]
+fn a_bad_rotation_functions_file_stops_the_server_before_it_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("functions.json");
+    let f = path_str(&file);
+    let start = |contents: Option<&str>| {
+        if let Some(contents) = contents {
+            std::fs::write(&file, contents).unwrap();
+        }
+        run(
+            &[
+                "server",
+                "--dev",
+                "--listen",
+                "127.0.0.1:0",
+                "--rotation-functions",
+                f,
+            ],
+            1,
+        )
+    };
+
+    // Missing, not JSON, not a list: before anything is opened.
+    let (out, err) = start(None);
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains(&format!("cannot read {f}")), "{err}");
+    let (_, err) = start(Some("[{\"arn\": "));
+    assert!(
+        err.contains(&format!("{f}: not valid JSON")) && err.contains("--rotation-functions"),
+        "{err}"
+    );
+    let (_, err) = start(Some(r#"{"arn": "x"}"#));
+    assert!(err.contains("must hold a JSON list"), "{err}");
+    let (_, err) = start(Some(
+        r#"[{"arn": "arn:aws:lambda:us-east-1:000000000000:function:ok", "kind": "executable", "program": "/bin/true"},
+            {"arn": "arn:aws:lambda:us-east-1:000000000000:function:pg", "kind": "builtin", "engine": "postgres"}]"#,
+    ));
+    assert!(
+        err.contains(
+            "entry 2 (arn:aws:lambda:us-east-1:000000000000:function:pg): \"strategy\" is missing"
+        ),
+        "{err}"
+    );
+    let (_, err) = start(Some(
+        r#"[{"arn": "arn:aws:lambda:us-east-1:000000000000:function:hook", "kind": "webhook", "url": "https://x", "signing_secret": "canary-file-9b2c"}]"#,
+    ));
+    assert!(err.contains("must not hold the signing secret"), "{err}");
+    assert!(!err.contains("canary-file-9b2c"), "{err}");
+
+    // Wrong only for the store (the account, the path): after it opens, before serving.
+    let (out, err) = start(Some(
+        r#"[{"arn": "arn:aws:lambda:us-east-1:123456789012:function:pg", "kind": "builtin", "engine": "postgres", "strategy": "single-user"}]"#,
+    ));
+    assert!(
+        out.is_empty(),
+        "no dev exports before a failed start: {out}"
+    );
+    assert!(
+        err.contains("cannot register the rotation function arn:aws:lambda:us-east-1:123456789012:function:pg: account 123456789012 does not exist"),
+        "{err}"
+    );
+    assert!(err.contains("--rotation-functions"), "{err}");
+    let (_, err) = start(Some(
+        r#"[{"arn": "arn:aws:lambda:us-east-1:000000000000:function:script", "kind": "executable", "program": "rotate.sh"}]"#,
+    ));
+    assert!(
+        err.contains("arn:aws:lambda:us-east-1:000000000000:function:script")
+            && err.contains("absolute path"),
+        "{err}"
+    );
+}
+
+// Needs a real Coffer::init.
+#[test]
+fn rotation_functions_file_and_commands_through_a_running_dev_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("functions.json");
+    std::fs::write(
+        &file,
+        r#"[{"arn": "arn:aws:lambda:us-east-1:000000000000:function:pg", "kind": "builtin",
+             "engine": "postgres", "strategy": "single-user"},
+            {"arn": "arn:aws:lambda:us-east-1:000000000000:function:hook", "kind": "webhook",
+             "url": "http://127.0.0.1:9/rotate", "signing_secret_env": "COFFER_TEST_HOOK_SECRET",
+             "timeout_secs": 5}]"#,
+    )
+    .unwrap();
+    let mut server = start_dev_server_with_env(
+        &["--rotation-functions", path_str(&file)],
+        &[("COFFER_TEST_HOOK_SECRET", "canary-env-71d0")],
+    );
+    let d = server.lines[6]
+        .strip_prefix("export COFFER_DATA_DIR=")
+        .unwrap()
+        .to_owned();
+    // The server binds its admin socket just after printing the exports.
+    let socket = Path::new(&d).join("admin.sock");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {}",
+            socket.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let functions = listed_functions(&d, "000000000000");
+    let arns: Vec<&str> = functions
+        .iter()
+        .map(|f| f["arn"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        arns,
+        [
+            "arn:aws:lambda:us-east-1:000000000000:function:hook",
+            "arn:aws:lambda:us-east-1:000000000000:function:pg"
+        ]
+    );
+    assert_eq!(functions[0]["signing_secret_set"], true);
+    assert_eq!(functions[0]["timeout_secs"], 5);
+
+    // Register and remove through the admin socket (the server owns the store).
+    let (out, _) = run(
+        &[
+            "rotation",
+            "function",
+            "register",
+            "--data-dir",
+            &d,
+            "--arn",
+            "arn:aws:lambda:us-east-1:000000000000:function:script",
+            "--executable",
+            "/bin/true",
+        ],
+        0,
+    );
+    assert!(out.starts_with("Registered"), "{out}");
+    assert_eq!(listed_functions(&d, "000000000000").len(), 3);
+    run(
+        &[
+            "rotation",
+            "function",
+            "remove",
+            "--data-dir",
+            &d,
+            "--arn",
+            "arn:aws:lambda:us-east-1:000000000000:function:script",
+        ],
+        0,
+    );
+    let (out, _) = run(
+        &["rotation", "status", "--data-dir", &d, "--output", "json"],
+        0,
+    );
+    assert_eq!(out.trim_end(), r#"{"secrets":[]}"#);
+    let (_, err) = run(
+        &[
+            "rotation",
+            "retry",
+            "arn:aws:secretsmanager:us-east-1:000000000000:secret:nope-AbCdEf",
+            "--data-dir",
+            &d,
+        ],
+        1,
+    );
+    assert!(err.contains("no secret"), "{err}");
     assert_eq!(server.terminate().code(), Some(0));
 }

@@ -25,6 +25,17 @@ use crate::{Caller, Coffer, CoreError, PrincipalType, aws_managed_document};
 pub type RequestKeys = Vec<(String, Vec<String>)>;
 
 impl Caller {
+    /// The account's root user with nothing narrowing it: allowed everything in its own
+    /// account without evaluation (a root session with session policies is evaluated).
+    #[must_use]
+    pub fn is_unrestricted_root(&self) -> bool {
+        self.principal_type == PrincipalType::Root
+            && self
+                .session
+                .as_deref()
+                .is_none_or(|s| s.policy.is_none() && s.policy_arns.is_empty())
+    }
+
     /// The IAM user name of an IAM user caller (the last segment of its ARN).
     #[must_use]
     pub fn user_name(&self) -> Option<&str> {
@@ -183,13 +194,24 @@ impl<S: Store> Coffer<S> {
     ) -> Result<(), CoreError> {
         let same_account = resource_account(resource, caller) == caller.account_id;
         // Borrowed from the caches, not cloned: this runs on every request of an IAM user.
+        let session_entry: Arc<SessionPolicies>;
+        let session_policies = match caller.session.as_deref() {
+            Some(s) if s.policy.is_some() || !s.policy_arns.is_empty() => {
+                session_entry = self.session_policies(caller, s).await?;
+                Some(session_entry.policies.as_slice())
+            }
+            _ => None,
+        };
         let root_identity: Vec<Arc<Policy>>;
         let principal_entry: Arc<PrincipalPolicies>;
         let (identity, principal): (&[Arc<Policy>], Option<&PrincipalRecord>) = match caller
             .principal_type
         {
             PrincipalType::Root => {
-                if resource_policy.is_none() {
+                // A root session narrowed by session policies (the credentials a rotation
+                // function gets) is evaluated; plain root needs no evaluation without a
+                // resource policy.
+                if resource_policy.is_none() && session_policies.is_none() {
                     return if same_account {
                         Ok(())
                     } else {
@@ -249,14 +271,6 @@ impl<S: Store> Coffer<S> {
                     None => (&[], None),
                 }
             }
-        };
-        let session_entry: Arc<SessionPolicies>;
-        let session_policies = match caller.session.as_deref() {
-            Some(s) if s.policy.is_some() || !s.policy_arns.is_empty() => {
-                session_entry = self.session_policies(caller, s).await?;
-                Some(session_entry.policies.as_slice())
-            }
-            _ => None,
         };
         let mut ctx = RequestContext::new(
             caller.principal_arn.as_str(),

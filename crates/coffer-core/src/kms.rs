@@ -797,7 +797,7 @@ impl<S: Store> Coffer<S> {
         context: Option<&EncryptionContext>,
         via_region: Option<&str>,
     ) -> Result<(), CoreError> {
-        let memo = caller.principal_type == crate::PrincipalType::Root && key.unconditional;
+        let memo = caller.is_unrestricted_root() && key.unconditional;
         if memo
             && key.allowed_roots.read().is_ok_and(|seen| {
                 seen.iter()
@@ -1925,7 +1925,7 @@ impl<S: Store> Coffer<S> {
             return Err(default_key_cross_account());
         }
         let decided = key.record.manager == KeyManager::Aws
-            && caller.principal_type == crate::PrincipalType::Root
+            && caller.is_unrestricted_root()
             && caller.account_id == key.record.account_id
             && region == key.record.region;
         if decided {

@@ -21,6 +21,7 @@ pub mod password;
 mod policies;
 mod qr;
 mod root_rotation;
+pub mod rotation;
 mod secrets;
 mod simulate;
 pub mod stages;
@@ -84,6 +85,7 @@ pub struct Coffer<S: Store = SqliteStore> {
     policy_cache: authz::PolicyCache,
     kms_cache: kms::KmsCache,
     sts_keys: sts::StsKeyCache,
+    rotation: rotation::RotationRuntime,
     /// The data directory, where the root key's descriptor lives (`None` for a bare store).
     data_dir: Option<std::path::PathBuf>,
     /// One root key rotation at a time.
@@ -178,6 +180,7 @@ impl<S: Store> Coffer<S> {
             policy_cache: authz::PolicyCache::default(),
             kms_cache: kms::KmsCache::default(),
             sts_keys: sts::StsKeyCache::default(),
+            rotation: rotation::RotationRuntime::default(),
             data_dir: None,
             root_rotation: tokio::sync::Mutex::new(()),
         }

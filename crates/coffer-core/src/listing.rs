@@ -246,6 +246,7 @@ mod tests {
             deleted_ms: None,
             deletion_due_ms: None,
             resource_policy: None,
+            rotation: None,
             versions: vec![],
             revision: 0,
         }

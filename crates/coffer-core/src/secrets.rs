@@ -16,7 +16,7 @@ use crate::{Caller, Coffer, CoreError, RequestKeys, SecretBytes, ids, keyring::V
 const DAY_MS: i64 = 86_400_000;
 const MAX_VALUE_BYTES: usize = 65_536;
 const MAX_TAGS: usize = 50;
-const WRITE_ATTEMPTS: usize = 16;
+pub(crate) const WRITE_ATTEMPTS: usize = 16;
 
 /// A secret value as given by or returned to a client.
 #[derive(Debug, Clone)]
@@ -220,7 +220,7 @@ fn invalid_name() -> CoreError {
 }
 
 /// A `SecretId` is a name or an ARN: the name alphabet plus `:`.
-fn validate_secret_id(secret_id: &str) -> Result<(), CoreError> {
+pub(crate) fn validate_secret_id(secret_id: &str) -> Result<(), CoreError> {
     check_len("secretId", secret_id, 1, 2048, false)?;
     if !secret_id
         .bytes()
@@ -239,6 +239,11 @@ fn require_token(token: Option<String>) -> Result<String, CoreError> {
             "You must provide a ClientRequestToken value. We recommend a UUID-type value.".into(),
         )
     })
+}
+
+/// `RotateSecret`'s ClientRequestToken: the id of the version the rotation makes.
+pub(crate) fn validate_rotation_token(token: Option<&str>) -> Result<Option<String>, CoreError> {
+    validate_token(token)
 }
 
 fn validate_token(token: Option<&str>) -> Result<Option<String>, CoreError> {
@@ -472,7 +477,7 @@ impl<S: Store> Coffer<S> {
         };
         // The root user without a resource policy is decided without evaluation, so the
         // condition keys are only built when a policy will read them (GetSecretValue's hot path).
-        if caller.principal_type != crate::PrincipalType::Root || policy.is_some() {
+        if !caller.is_unrestricted_root() || policy.is_some() {
             keys.push(("secretsmanager:SecretId".into(), vec![resource.clone()]));
             if let Some(rec) = &found {
                 for (k, v) in &rec.tags {
@@ -486,7 +491,7 @@ impl<S: Store> Coffer<S> {
             .map(|()| found)
     }
 
-    async fn require_live_secret(
+    pub(crate) async fn require_live_secret(
         &self,
         caller: &Caller,
         secret_id: &str,
@@ -549,6 +554,12 @@ impl<S: Store> Coffer<S> {
         rec: &SecretRecord,
         version: &VersionRecord,
     ) -> Result<SecretValue, CoreError> {
+        if version.empty {
+            return Err(CoreError::NotFound(format!(
+                "Secrets Manager can't find the specified secret value for VersionId: {}",
+                version.version_id
+            )));
+        }
         let sealed = self
             .store
             .get_sealed_value(&rec.arn, &version.version_id)
@@ -612,7 +623,7 @@ impl<S: Store> Coffer<S> {
                 .new_values
                 .iter()
                 .any(|(id, _)| *id == version.version_id);
-            if !labelled || added {
+            if !labelled || added || version.empty {
                 continue;
             }
             let value = self.open_version(caller, rec, version).await?;
@@ -643,7 +654,7 @@ impl<S: Store> Coffer<S> {
     }
 
     /// Writes `next` if the secret is still at `current.revision`. `Ok(false)` on conflict.
-    async fn commit(
+    pub(crate) async fn commit(
         &self,
         current: &SecretRecord,
         mut next: SecretRecord,
@@ -747,6 +758,7 @@ impl<S: Store> Coffer<S> {
             deleted_ms: None,
             deletion_due_ms: None,
             resource_policy: None,
+            rotation: None,
             versions: Vec::new(),
             revision: 1,
         };
@@ -771,6 +783,7 @@ impl<S: Store> Coffer<S> {
                 created_ms: now,
                 last_accessed_ms: None,
                 kind: value.kind(),
+                empty: false,
             };
             stages::add_version(&mut rec.versions, version, &[AWSCURRENT.to_string()])?;
             write.new_values.push((version_id.clone(), sealed));
@@ -810,6 +823,51 @@ impl<S: Store> Coffer<S> {
             let rec = self
                 .require_live_secret(caller, secret_id, action, Vec::new())
                 .await?;
+            if let Some(existing) = rec
+                .versions
+                .iter()
+                .find(|v| v.version_id == version_id && v.empty)
+            {
+                // The version a rotation made (AWSPENDING, no value yet): createSecret fills
+                // it, keeping its labels and adding the ones given.
+                let now = self.clock.now_millis();
+                let mut next = rec.clone();
+                also(&mut next);
+                let sealed = self.seal(caller, &next, &version_id, value).await?;
+                let mut labels = existing.stages.clone();
+                for stage in version_stages {
+                    if !labels.contains(stage) {
+                        labels.push(stage.clone());
+                    }
+                }
+                next.versions.retain(|v| v.version_id != version_id);
+                let version = VersionRecord {
+                    version_id: version_id.clone(),
+                    stages: vec![],
+                    created_ms: now,
+                    last_accessed_ms: None,
+                    kind: value.kind(),
+                    empty: false,
+                };
+                stages::add_version(&mut next.versions, version, &labels)?;
+                next.last_changed_ms = now;
+                let outcome = WriteOutcome {
+                    arn: next.arn.clone(),
+                    name: next.name.clone(),
+                    version_id: Some(version_id.clone()),
+                    version_stages: labels,
+                };
+                let mut write = SecretWrite {
+                    new_values: vec![(version_id.clone(), sealed)],
+                    removed_versions: Vec::new(),
+                    replaced_values: Vec::new(),
+                };
+                self.reseal_staged(caller, &rec, &next, &mut write).await?;
+                if self.commit(&rec, next, write).await? {
+                    return Ok(outcome);
+                }
+                continue;
+            }
             if let Some(existing) = rec.versions.iter().find(|v| v.version_id == version_id) {
                 if self.same_value(caller, &rec, existing, value).await? {
                     return Ok(WriteOutcome {
@@ -831,6 +889,7 @@ impl<S: Store> Coffer<S> {
                 created_ms: now,
                 last_accessed_ms: None,
                 kind: value.kind(),
+                empty: false,
             };
             stages::add_version(&mut next.versions, version, version_stages)?;
             let removed = stages::prune(&mut next.versions, now);

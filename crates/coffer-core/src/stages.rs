@@ -168,6 +168,7 @@ mod tests {
             created_ms,
             last_accessed_ms: None,
             kind: ValueKind::String,
+            empty: false,
         }
     }
 

@@ -423,7 +423,7 @@ impl<S: Store> Coffer<S> {
     }
 
     /// Issues temporary credentials for `session`.
-    async fn issue(
+    pub(crate) async fn issue(
         &self,
         account_id: &str,
         principal_arn: &str,

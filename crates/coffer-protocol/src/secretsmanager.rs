@@ -11,6 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use coffer_core::listing::{Filter, FilterKey, SortBy};
 use coffer_core::password::PasswordSpec;
+use coffer_core::rotation::{RotateSecretInput, RotationOutcome};
 use coffer_core::{
     BatchGetSecretValueInput, Caller, Coffer, CreateSecretInput, DeleteSecretInput,
     GetSecretValueInput, ListSecretVersionIdsInput, ListSecretsInput, PutSecretValueInput,
@@ -215,7 +216,46 @@ fn describe(rec: &SecretRecord, versions_key: &str) -> serde_json::Value {
         m.insert("OwningService".into(), s.clone().into());
     }
     m.insert("CreatedDate".into(), secs(rec.created_ms).into());
+    rotation_fields(&mut m, rec);
     serde_json::Value::Object(m)
+}
+
+/// RotationEnabled, RotationLambdaARN, RotationRules, LastRotatedDate, NextRotationDate.
+fn rotation_fields(m: &mut serde_json::Map<String, serde_json::Value>, rec: &SecretRecord) {
+    let Some(r) = &rec.rotation else {
+        return;
+    };
+    m.insert("RotationEnabled".into(), r.enabled.into());
+    if let Some(arn) = &r.lambda_arn {
+        m.insert("RotationLambdaARN".into(), arn.clone().into());
+    }
+    // Stored as given; shown as AWS shows them (e.g. `rate(10 days)` also as
+    // AutomaticallyAfterDays 10).
+    let given = coffer_schedule::RotationRules {
+        automatically_after_days: r.automatically_after_days,
+        schedule_expression: r.schedule_expression.clone(),
+        duration: r.duration.clone(),
+    };
+    let shown = coffer_schedule::Schedule::parse(&given).map_or(given, |s| s.rules());
+    let mut rules = serde_json::Map::new();
+    if let Some(d) = shown.automatically_after_days {
+        rules.insert("AutomaticallyAfterDays".into(), d.into());
+    }
+    if let Some(e) = shown.schedule_expression {
+        rules.insert("ScheduleExpression".into(), e.into());
+    }
+    if let Some(d) = shown.duration {
+        rules.insert("Duration".into(), d.into());
+    }
+    if !rules.is_empty() {
+        m.insert("RotationRules".into(), rules.into());
+    }
+    if let Some(t) = r.last_rotated_ms {
+        m.insert("LastRotatedDate".into(), secs(t).into());
+    }
+    if let (true, Some(t)) = (r.enabled, r.next_rotation_ms) {
+        m.insert("NextRotationDate".into(), secs(t).into());
+    }
 }
 
 pub(crate) fn to_body<T: Serialize>(v: &T) -> Result<Vec<u8>, ApiError> {
@@ -410,13 +450,40 @@ struct RandomPasswordDto {
     require_each_included_type: Option<bool>,
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RotationRulesDto {
+    automatically_after_days: Option<i64>,
+    schedule_expression: Option<String>,
+    duration: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RotateSecretDto {
+    secret_id: Option<String>,
+    client_request_token: Option<String>,
+    #[serde(rename = "RotationLambdaARN")]
+    rotation_lambda_arn: Option<String>,
+    rotation_rules: Option<RotationRulesDto>,
+    rotate_immediately: Option<bool>,
+}
+
+fn rotation_outcome(o: &RotationOutcome) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    m.insert("ARN".into(), o.arn.clone().into());
+    m.insert("Name".into(), o.name.clone().into());
+    if let Some(v) = &o.version_id {
+        m.insert("VersionId".into(), v.clone().into());
+    }
+    serde_json::Value::Object(m)
+}
+
 /// The Secrets Manager operations of the service model that coffer does not serve yet; they
-/// arrive with rotation and replication.
+/// arrive with replication.
 const NOT_YET: &[&str] = &[
-    "CancelRotateSecret",
     "RemoveRegionsFromReplication",
     "ReplicateSecretToRegions",
-    "RotateSecret",
     "StopReplicationToReplica",
 ];
 
@@ -449,6 +516,30 @@ pub(crate) async fn dispatch(
             };
             let o = coffer.create_secret(caller, input).await?;
             to_body(&write_outcome(&o, false))
+        }
+        "RotateSecret" => {
+            let d: RotateSecretDto = parse(body)?;
+            let rules = d.rotation_rules.map(|r| coffer_schedule::RotationRules {
+                automatically_after_days: r.automatically_after_days,
+                schedule_expression: r.schedule_expression,
+                duration: r.duration,
+            });
+            let input = RotateSecretInput {
+                secret_id: required(d.secret_id, "secretId")?,
+                client_request_token: d.client_request_token,
+                rotation_lambda_arn: d.rotation_lambda_arn,
+                rotation_rules: rules,
+                rotate_immediately: d.rotate_immediately,
+            };
+            let o = coffer.rotate_secret(caller, input).await?;
+            to_body(&rotation_outcome(&o))
+        }
+        "CancelRotateSecret" => {
+            let d: SecretIdOnly = parse(body)?;
+            let o = coffer
+                .cancel_rotate_secret(caller, &required(d.secret_id, "secretId")?)
+                .await?;
+            to_body(&rotation_outcome(&o))
         }
         "DescribeSecret" => {
             let d: SecretIdOnly = parse(body)?;
@@ -740,9 +831,7 @@ pub(crate) async fn dispatch(
 fn not_yet(op: &str) -> ApiError {
     ApiError::new(
         "InvalidRequestException",
-        format!(
-            "coffer does not support {op} yet: rotation and replication are not available in this version."
-        ),
+        format!("coffer does not support {op} yet: replication is not available in this version."),
     )
 }
 

@@ -171,6 +171,11 @@ async fn malformed_requests_get_aws_errors() {
         (
             Some("secretsmanager.RotateSecret"),
             r#"{"SecretId": "x"}"#,
+            "ResourceNotFoundException",
+        ),
+        (
+            Some("secretsmanager.ReplicateSecretToRegions"),
+            r#"{"SecretId": "x"}"#,
             "InvalidRequestException",
         ),
         (

@@ -60,6 +60,11 @@ pub enum ServerError {
     #[error("{0}")]
     Core(#[from] CoreError),
 
+    /// A rotation function of [`crate::ServerConfig::rotation_functions`] (`coffer server
+    /// --rotation-functions FILE`) could not be registered.
+    #[error("cannot register the rotation function {arn}: {reason}")]
+    RotationFunction { arn: String, reason: String },
+
     /// A start-up task panicked or was cancelled.
     #[error("server start-up was interrupted: {0}")]
     Startup(String),

@@ -28,12 +28,16 @@ mod routes;
 mod server;
 mod tls;
 
-pub use admin::{ADMIN_SOCKET, create_account, list_accounts};
+pub use admin::{
+    ADMIN_SOCKET, MAX_REQUEST_BYTES, create_account, list_accounts, rotation_cancel,
+    rotation_function_list, rotation_function_register, rotation_function_remove, rotation_retry,
+    rotation_status,
+};
 pub use coffer_protocol::AuthMode;
 pub use config::{
     DEFAULT_DEV_ACCOUNT_ID, DEFAULT_DEV_LISTEN, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_PURGE_INTERVAL, DEFAULT_SHUTDOWN_GRACE, DEV_REGION, DevOptions, Mode, ServerConfig,
-    Transport,
+    DEFAULT_PURGE_INTERVAL, DEFAULT_SHUTDOWN_GRACE, DEV_REGION, DevOptions,
+    MAX_FUNCTION_TIMEOUT_SECS, Mode, RotationFunctionConfig, ServerConfig, Transport,
 };
 pub use data_dir::is_initialised;
 pub use error::ServerError;

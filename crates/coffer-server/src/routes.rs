@@ -138,8 +138,16 @@ impl App {
     }
 
     async fn run_tasks(&self) -> Response<ResponseBody> {
-        match self.coffer.purge_due().await {
-            Ok(purged) => json(StatusCode::OK, &serde_json::json!({ "purged": purged })),
+        let outcome = async {
+            let purged = self.coffer.purge_due().await?;
+            let rotated = self.coffer.run_due_rotations().await?;
+            Ok::<_, coffer_core::CoreError>((purged, rotated))
+        };
+        match outcome.await {
+            Ok((purged, rotated)) => json(
+                StatusCode::OK,
+                &serde_json::json!({ "purged": purged, "rotations": rotated }),
+            ),
             Err(e) => {
                 tracing::warn!(error = %e, "purge requested through /_coffer/tasks/run failed");
                 json_error(

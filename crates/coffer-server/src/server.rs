@@ -54,6 +54,8 @@ pub struct Server {
     purge_interval: Duration,
     shutdown_grace: Duration,
     dev_credentials: Option<DevCredentials>,
+    /// The operator's socket, bound with the server and served while it runs.
+    admin: Option<AdminSocket>,
     /// Declared last so it is removed after everything that uses it is dropped.
     dev_data_dir: Option<tempfile::TempDir>,
 }
@@ -89,6 +91,7 @@ impl Server {
             manual_clock,
             dev,
         } = opened;
+        admin::register_rotation_functions(&coffer, &config.rotation_functions).await?;
         let local_addr = listener
             .local_addr()
             .map_err(|source| ServerError::Listen {
@@ -111,7 +114,17 @@ impl Server {
             max_body_bytes: config.max_body_bytes,
         };
         let (dev_credentials, dev_data_dir) = dev.unzip();
+        // Bound here, before the caller announces the server, so that `coffer account` or
+        // `coffer rotation` run right after the banner finds the socket.
+        let admin = match AdminSocket::bind(&data_dir) {
+            Ok(socket) => Some(socket),
+            Err(e) => {
+                tracing::warn!(error = %e, "no admin socket: `coffer root-key rotate` cannot reach this server");
+                None
+            }
+        };
         Ok(Self {
+            admin,
             listener,
             local_addr,
             data_dir,
@@ -155,24 +168,30 @@ impl Server {
         let Self {
             listener,
             local_addr,
-            data_dir,
             tls,
             app,
             purge_interval,
             shutdown_grace,
             dev_data_dir,
+            admin,
             ..
         } = self;
         tracing::info!(addr = %local_addr, tls = tls.is_some(), "coffer is listening");
 
         let purge = tokio::spawn(purge_periodically(app.coffer.clone(), purge_interval));
-        let admin = match AdminSocket::bind(&data_dir) {
-            Ok(socket) => Some(tokio::spawn(socket.serve(app.coffer.clone()))),
-            Err(e) => {
-                tracing::warn!(error = %e, "no admin socket: `coffer root-key rotate` cannot reach this server");
-                None
-            }
+        // Rotation functions call back here; a wildcard listen address is reached on loopback.
+        let callback_ip = if local_addr.ip().is_unspecified() {
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+        } else {
+            local_addr.ip()
         };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        app.coffer.set_rotation_endpoint(&format!(
+            "{scheme}://{}",
+            SocketAddr::new(callback_ip, local_addr.port())
+        ));
+        let rotations = tokio::spawn(schedule_rotations(app.coffer.clone()));
+        let admin = admin.map(|socket| tokio::spawn(socket.serve(app.coffer.clone())));
         let resume = tokio::spawn(admin::resume_rotation(app.coffer.clone()));
         let http = Arc::new(http_builder());
         let graceful = GracefulShutdown::new();
@@ -197,6 +216,7 @@ impl Server {
 
         drop(listener);
         purge.abort();
+        rotations.abort();
         resume.abort();
         if let Some(admin) = admin {
             admin.abort();
@@ -395,6 +415,37 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| ServerError::Startup(e.to_string()))
+}
+
+/// How often the rotation scheduler looks for due rotations when nothing wakes it.
+const ROTATION_TICK: Duration = Duration::from_secs(5);
+
+/// The rotation scheduler: while this process holds the store's scheduler lease (one node of
+/// several sharing a store), runs the rotations that are due, every few seconds or as soon
+/// as `RotateSecret` asks. Failures are logged and retried; they never stop the server.
+async fn schedule_rotations(coffer: Arc<Coffer>) {
+    let holder =
+        coffer_core::ids::uuid_v4().unwrap_or_else(|_| format!("node-{}", std::process::id()));
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(ROTATION_TICK) => {}
+            () = coffer.rotation_requested() => {}
+        }
+        match coffer.hold_scheduler_lease(&holder).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "rotation scheduler: cannot take its lease");
+                continue;
+            }
+        }
+        let coffer = coffer.clone();
+        match tokio::spawn(async move { coffer.run_due_rotations().await }).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "rotation scheduler: a pass failed"),
+            Err(e) => tracing::error!(error = %e, "rotation scheduler: a pass panicked"),
+        }
+    }
 }
 
 /// Purges due secrets every `every`, starting now. A failed or panicking purge is logged and

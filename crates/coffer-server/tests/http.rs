@@ -215,7 +215,10 @@ async fn manual_clock_admin_routes() {
 
     let run = http1(server.addr, Method::POST, "/_coffer/tasks/run", "").await;
     assert_eq!(run.status, StatusCode::OK);
-    assert_eq!(run.json(), serde_json::json!({ "purged": 0 }));
+    assert_eq!(
+        run.json(),
+        serde_json::json!({ "purged": 0, "rotations": 0 })
+    );
     // GET is not a route even with the manual clock.
     assert_eq!(
         http1(server.addr, Method::GET, "/_coffer/tasks/run", "")

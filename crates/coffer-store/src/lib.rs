@@ -12,6 +12,7 @@ mod identity;
 mod kms;
 mod mfa;
 mod records;
+mod rotation;
 mod sqlite;
 
 use std::future::Future;
@@ -24,6 +25,10 @@ pub use kms::{AliasRecord, KeyManager, KeyMaterialRecord, KeyState, KeyStore, Km
 pub use mfa::{MfaDeviceRecord, MfaStore};
 pub use records::{
     AccessKeyRecord, AccountRecord, SealedValue, SecretRecord, ValueKind, VersionRecord,
+};
+pub use rotation::{
+    RotationEventRecord, RotationFunctionKind, RotationFunctionRecord, RotationRecord, RotationRun,
+    RotationStore, StepRecord,
 };
 pub use sqlite::{DB_FILE, SqliteStore};
 
@@ -105,7 +110,9 @@ impl std::fmt::Debug for RootSealed {
 
 /// Persistence operations. Implementations must make every write atomic and durable before
 /// the returned future resolves (an acknowledged write survives `kill -9`).
-pub trait Store: IdentityStore + KeyStore + MfaStore + Send + Sync + 'static {
+pub trait Store:
+    IdentityStore + KeyStore + MfaStore + RotationStore + Send + Sync + 'static
+{
     /// Creates an account and its root access key in one transaction.
     fn insert_account(
         &self,

@@ -40,6 +40,9 @@ pub struct VersionRecord {
     /// Midnight UTC of the last day this version was read.
     pub last_accessed_ms: Option<i64>,
     pub kind: ValueKind,
+    /// A version `RotateSecret` made for a rotation (labelled AWSPENDING) that has no value
+    /// until the rotation function's createSecret puts one, as in AWS.
+    pub empty: bool,
 }
 
 /// A secret's metadata and its versions' metadata.
@@ -64,6 +67,8 @@ pub struct SecretRecord {
     pub versions: Vec<VersionRecord>,
     /// The resource-based policy attached with `PutResourcePolicy`, as given.
     pub resource_policy: Option<String>,
+    /// Rotation settings and the run in progress; `None` for a secret never set up to rotate.
+    pub rotation: Option<crate::RotationRecord>,
     /// Optimistic-concurrency counter, bumped by every write.
     pub revision: i64,
 }

@@ -129,6 +129,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (3, crate::kms::KMS_MIGRATION),
     (4, crate::mfa::MFA_MIGRATION),
+    (5, crate::rotation::ROTATION_MIGRATION),
 ];
 
 /// The SQLite implementation of [`Store`]. Cheap to clone.
@@ -391,6 +392,8 @@ struct StoredSecret {
     versions: Vec<StoredVersion>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     resource_policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rotation: Option<crate::rotation::StoredRotation>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -399,6 +402,8 @@ struct StoredVersion {
     stages: Vec<String>,
     created_ms: i64,
     binary: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    empty: bool,
 }
 
 fn encode_record(r: &SecretRecord) -> StoreResult<String> {
@@ -412,6 +417,10 @@ fn encode_record(r: &SecretRecord) -> StoreResult<String> {
         last_changed_ms: r.last_changed_ms,
         deleted_ms: r.deleted_ms,
         resource_policy: r.resource_policy.clone(),
+        rotation: r
+            .rotation
+            .as_ref()
+            .map(crate::rotation::StoredRotation::from_record),
         versions: r
             .versions
             .iter()
@@ -420,10 +429,20 @@ fn encode_record(r: &SecretRecord) -> StoreResult<String> {
                 stages: v.stages.clone(),
                 created_ms: v.created_ms,
                 binary: v.kind == ValueKind::Binary,
+                empty: v.empty,
             })
             .collect(),
     };
     serde_json::to_string(&stored).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// When the scheduler should look at a secret: its rotation's due time while rotation is on
+/// or a run is unfinished, and never for a secret scheduled for deletion.
+fn rotation_due(r: &SecretRecord) -> Option<i64> {
+    if r.deleted_ms.is_some() {
+        return None;
+    }
+    r.rotation.as_ref().and_then(|rot| rot.due_ms)
 }
 
 const SECRET_COLUMNS: &str =
@@ -461,6 +480,9 @@ fn decode_secret(conn: &Connection, row: &rusqlite::Row<'_>) -> StoreResult<Secr
         last_changed_ms: stored.last_changed_ms,
         deleted_ms: stored.deleted_ms,
         resource_policy: stored.resource_policy,
+        rotation: stored
+            .rotation
+            .map(crate::rotation::StoredRotation::into_record),
         versions: stored
             .versions
             .into_iter()
@@ -474,6 +496,7 @@ fn decode_secret(conn: &Connection, row: &rusqlite::Row<'_>) -> StoreResult<Secr
                 } else {
                     ValueKind::String
                 },
+                empty: v.empty,
             })
             .collect(),
         arn,
@@ -715,8 +738,8 @@ impl Store for SqliteStore {
             let encoded = encode_record(&record)?;
             let tx = conn.transaction()?;
             let changed = tx.execute(
-                "UPDATE secrets SET revision = ?1, deletion_due_ms = ?2, record = ?3 WHERE arn = ?4 AND revision = ?5",
-                params![record.revision, record.deletion_due_ms, encoded, record.arn, expected_revision],
+                "UPDATE secrets SET revision = ?1, deletion_due_ms = ?2, record = ?3, rotation_due_ms = ?4 WHERE arn = ?5 AND revision = ?6",
+                params![record.revision, record.deletion_due_ms, encoded, rotation_due(&record), record.arn, expected_revision],
             )?;
             if changed != 1 {
                 return Err(StoreError::Conflict);

@@ -20,12 +20,14 @@ fn secret(arn: &str, name: &str, revision: i64) -> SecretRecord {
         deleted_ms: None,
         deletion_due_ms: None,
         resource_policy: None,
+        rotation: None,
         versions: vec![VersionRecord {
             version_id: "v1".into(),
             stages: vec!["AWSCURRENT".into()],
             created_ms: 1,
             last_accessed_ms: None,
             kind: ValueKind::Binary,
+            empty: false,
         }],
         revision,
     }
