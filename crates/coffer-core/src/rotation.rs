@@ -755,6 +755,24 @@ impl<S: Store> Coffer<S> {
                 Some("scheduled"),
             )
             .await;
+        } else if let Some(run) = rotation.run.as_mut().filter(|r| r.gave_up) {
+            // A run that gave up is tried again in its next window, with fresh attempts.
+            run.gave_up = false;
+            run.attempts = 0;
+            let token = run.token.clone();
+            let mut next = rec.clone();
+            next.rotation = Some(rotation);
+            if !self.commit_rotation(&rec, next).await? {
+                return Ok(());
+            }
+            self.rotation_event(
+                &rec,
+                "RotationRetried",
+                Some(&token),
+                None,
+                Some("next window"),
+            )
+            .await;
         }
         self.run_steps(arn).await
     }

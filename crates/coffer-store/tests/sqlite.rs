@@ -613,3 +613,114 @@ async fn mfa_devices_are_conditional_and_follow_their_user() {
         .unwrap();
     assert_eq!(store.get_mfa_device(a, "/team/phone").await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn one_holder_at_a_time_holds_a_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join(DB_FILE)).unwrap();
+    assert!(
+        store
+            .try_lease("scheduler", "node-a", 1_000, 30_000)
+            .await
+            .unwrap()
+    );
+    // Another node cannot take it while it lasts; its holder renews it.
+    assert!(
+        !store
+            .try_lease("scheduler", "node-b", 20_000, 30_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .try_lease("scheduler", "node-a", 25_000, 30_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .try_lease("scheduler", "node-b", 54_999, 30_000)
+            .await
+            .unwrap()
+    );
+    // Once it lapses (node-a stopped renewing), the other node takes it, and node-a is out.
+    assert!(
+        store
+            .try_lease("scheduler", "node-b", 55_000, 30_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .try_lease("scheduler", "node-a", 56_000, 30_000)
+            .await
+            .unwrap()
+    );
+    // Leases are independent by name.
+    assert!(
+        store
+            .try_lease("other", "node-a", 56_000, 30_000)
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn rotation_due_follows_the_record_and_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join(DB_FILE)).unwrap();
+    store
+        .create_secret(secret("arn:r", "r", 1), one_value("v1", 1))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .secrets_due_for_rotation(i64::MAX)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let mut next = secret("arn:r", "r", 2);
+    next.rotation = Some(RotationRecord {
+        enabled: true,
+        due_ms: Some(5_000),
+        ..RotationRecord::default()
+    });
+    store
+        .update_secret(1, next.clone(), SecretWrite::default())
+        .await
+        .unwrap();
+    assert!(
+        store
+            .secrets_due_for_rotation(4_999)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.secrets_due_for_rotation(5_000).await.unwrap(),
+        vec!["arn:r".to_string()]
+    );
+    assert_eq!(
+        store.rotating_secrets().await.unwrap(),
+        vec!["arn:r".to_string()]
+    );
+    let read = store.get_secret_by_arn("arn:r").await.unwrap().unwrap();
+    assert_eq!(read.rotation, next.rotation);
+    // A secret scheduled for deletion is not rotated.
+    let mut deleted = next;
+    deleted.revision = 3;
+    deleted.deleted_ms = Some(6_000);
+    deleted.deletion_due_ms = Some(100_000);
+    store
+        .update_secret(2, deleted, SecretWrite::default())
+        .await
+        .unwrap();
+    assert!(
+        store
+            .secrets_due_for_rotation(i64::MAX)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
