@@ -55,7 +55,8 @@ def register(endpoint, name: str, *how: str) -> str:
 
 
 def python_function(endpoint, tmp_path: Path, fail_flag: Path | None = None) -> str:
-    """The AWS-shaped template through the glue; fails while `fail_flag` exists (at setSecret)."""
+    """The AWS-shaped template through the glue; while `fail_flag` exists it fails at the step the file names
+    (setSecret when it names none)."""
     if fail_flag is None:
         return register(
             endpoint, "template", "--executable", sys.executable, "--arg", str(GLUE), "--arg", str(TEMPLATE), "--timeout", "60"
@@ -66,7 +67,8 @@ def python_function(endpoint, tmp_path: Path, fail_flag: Path | None = None) -> 
         f"sys.path.insert(0, {str(TEMPLATE.parent)!r})\n"
         "import template_rotation as t\n"
         "def lambda_handler(event, context):\n"
-        f"    if event['Step'] == 'setSecret' and os.path.exists({str(fail_flag)!r}):\n"
+        f"    flag = {str(fail_flag)!r}\n"
+        "    if os.path.exists(flag) and event['Step'] == (open(flag).read().strip() or 'setSecret'):\n"
         "        raise RuntimeError('the database refused the new password (test)')\n"
         "    return t.lambda_handler(event, context)\n"
     )
@@ -147,22 +149,24 @@ def test_a_schedule_fires_by_the_clock(sm, coffer_clock, admin, tmp_path):
     assert "LastRotatedDate" in sm.describe_secret(SecretId=arn)
 
 
-def test_a_failing_step_keeps_awscurrent_and_a_retry_finishes(sm, coffer_clock, admin, tmp_path):
+@pytest.mark.parametrize("failing", ["createSecret", "setSecret", "testSecret", "finishSecret"])
+def test_a_failing_step_keeps_awscurrent_and_a_retry_finishes(sm, coffer_clock, admin, tmp_path, failing):
     flag = tmp_path / "fail"
-    flag.write_text("x")
+    flag.write_text(failing)
     fn = python_function(coffer_clock, tmp_path, fail_flag=flag)
     arn = sm.create_secret(Name=unique_name("rot"), SecretString=json.dumps({"password": "stable"}))["ARN"]
     token = sm.rotate_secret(SecretId=arn, RotationLambdaARN=fn)["VersionId"]
     admin.run_tasks()
-    # AWSCURRENT is untouched and readable; the new value waits as AWSPENDING.
+    # AWSCURRENT is untouched and readable; the new version waits as AWSPENDING.
     assert value(sm, arn)["password"] == "stable"
     assert stages(sm, arn)[token] == ["AWSPENDING"]
-    st = status(coffer_clock, arn)
-    run = st["run"]
+    run = status(coffer_clock, arn)["run"]
     assert run["token"] == token and run["attempts"] == 1
     steps = {s["step"]: s for s in run["steps"]}
-    assert steps["createSecret"]["ok"] is True
-    assert steps["setSecret"]["ok"] is False and "refused the new password" in steps["setSecret"]["error"]
+    order = ["createSecret", "setSecret", "testSecret", "finishSecret"]
+    for done in order[: order.index(failing)]:
+        assert steps[done]["ok"] is True
+    assert steps[failing]["ok"] is False and "refused the new password" in steps[failing]["error"]
     # Asking again continues the same rotation instead of starting another.
     with raises_aws("InvalidRequestException", UNFINISHED):
         sm.rotate_secret(SecretId=arn)
@@ -175,7 +179,7 @@ def test_a_failing_step_keeps_awscurrent_and_a_retry_finishes(sm, coffer_clock, 
 
 def test_cancel_leaves_the_pending_version(sm, coffer_clock, admin, tmp_path):
     flag = tmp_path / "fail"
-    flag.write_text("x")
+    flag.write_text("testSecret")
     fn = python_function(coffer_clock, tmp_path, fail_flag=flag)
     arn = sm.create_secret(Name=unique_name("rot"), SecretString=json.dumps({"password": "p"}))["ARN"]
     token = sm.rotate_secret(SecretId=arn, RotationLambdaARN=fn, RotationRules={"AutomaticallyAfterDays": 7})["VersionId"]
