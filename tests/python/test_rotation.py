@@ -285,3 +285,23 @@ def test_a_hanging_webhook_is_timed_out(sm, coffer_clock, admin, webhook):
     create = [s for s in run["steps"] if s["step"] == "createSecret"][0]
     assert create["ok"] is False and "timeout" in create["error"].lower()
     assert value(sm, arn)["password"] == "h"
+
+
+def test_awscurrent_never_moves_to_the_empty_pending_version(sm, coffer_clock, admin, tmp_path):
+    flag = tmp_path / "fail"
+    flag.write_text("createSecret")
+    fn = python_function(coffer_clock, tmp_path, fail_flag=flag)
+    arn = sm.create_secret(Name=unique_name("rot"), SecretString=json.dumps({"password": "p"}))["ARN"]
+    current = sm.list_secret_version_ids(SecretId=arn)["Versions"][0]["VersionId"]
+    token = sm.rotate_secret(SecretId=arn, RotationLambdaARN=fn)["VersionId"]
+    admin.run_tasks()
+    assert stages(sm, arn)[token] == ["AWSPENDING"]
+    with raises_aws("InvalidRequestException", match="has no secret value yet"):
+        sm.update_secret_version_stage(
+            SecretId=arn, VersionStage="AWSCURRENT", MoveToVersionId=token, RemoveFromVersionId=current
+        )
+    assert value(sm, arn)["password"] == "p"
+    # A token naming an existing version is refused: a rotation makes a new version.
+    other = sm.create_secret(Name=unique_name("rot"), SecretString=json.dumps({"password": "q"}))
+    with raises_aws("InvalidRequestException", match="names an existing version"):
+        sm.rotate_secret(SecretId=other["ARN"], RotationLambdaARN=fn, ClientRequestToken=other["VersionId"])

@@ -94,7 +94,6 @@ pub struct RotationStatus {
 }
 
 /// The engine's state in one process.
-#[derive(Default)]
 pub(crate) struct RotationRuntime {
     /// Secrets being rotated by this process now.
     running: Mutex<HashSet<String>>,
@@ -102,17 +101,34 @@ pub(crate) struct RotationRuntime {
     pub(crate) wake: tokio::sync::Notify,
     /// Where rotation functions call back (`AWS_ENDPOINT_URL`), set by the server.
     endpoint: Mutex<Option<String>>,
+    /// Runs of this process at once, across passes.
+    slots: Arc<tokio::sync::Semaphore>,
+    /// Set when the scheduler's lease was lost: runs stop before their next step.
+    lease_lost: std::sync::atomic::AtomicBool,
 }
 
-/// Removes the secret from the running set when a run ends, however it ends.
-struct RunningGuard<'a> {
-    runtime: &'a RotationRuntime,
+impl Default for RotationRuntime {
+    fn default() -> Self {
+        RotationRuntime {
+            running: Mutex::default(),
+            wake: tokio::sync::Notify::default(),
+            endpoint: Mutex::default(),
+            slots: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_RUNS)),
+            lease_lost: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+/// Removes the secret from the running set when its task ends, however it ends — also when
+/// the task is dropped before it ever ran.
+struct RunningGuard<S: Store> {
+    coffer: Arc<Coffer<S>>,
     arn: String,
 }
 
-impl Drop for RunningGuard<'_> {
+impl<S: Store> Drop for RunningGuard<S> {
     fn drop(&mut self) {
-        if let Ok(mut set) = self.runtime.running.lock() {
+        if let Ok(mut set) = self.coffer.rotation.running.lock() {
             set.remove(&self.arn);
         }
     }
@@ -234,7 +250,7 @@ impl<S: Store> Coffer<S> {
     /// the one that runs rotations. Several nodes sharing one store elect one this way; the
     /// lease lapses 30 seconds after its holder stops renewing it.
     pub async fn hold_scheduler_lease(&self, holder: &str) -> Result<bool, CoreError> {
-        Ok(self
+        let held = self
             .store
             .try_lease(
                 "rotation-scheduler",
@@ -242,7 +258,11 @@ impl<S: Store> Coffer<S> {
                 self.clock.now_millis(),
                 SCHEDULER_LEASE_MS,
             )
-            .await?)
+            .await?;
+        self.rotation
+            .lease_lost
+            .store(!held, std::sync::atomic::Ordering::Release);
+        Ok(held)
     }
 
     /// Resolves when a rotation was asked for (the scheduler's wake-up).
@@ -413,12 +433,37 @@ impl<S: Store> Coffer<S> {
                         "No Lambda rotation function ARN is associated with this secret.".into(),
                     )
                 })?;
-            if self.store.get_rotation_function(&lambda).await?.is_none() {
+            // A rotation function acts with the secret's account's power over the secret, so it
+            // must be that account's, in the secret's region, and the caller must be allowed to
+            // invoke it ("you also need lambda:InvokeFunction permission on the rotation
+            // function", RotateSecret API reference).
+            let mut function_parts = lambda.split(':');
+            let function_region = function_parts.nth(3);
+            let function_account = function_parts.next();
+            if function_account != Some(rec.account_id.as_str())
+                || function_region != Some(rec.region.as_str())
+            {
+                return Err(CoreError::InvalidRequest(format!(
+                    "The rotation function {lambda} must be in the secret's account {} and region {}.",
+                    rec.account_id, rec.region
+                )));
+            }
+            self.authorize(caller, "lambda:InvokeFunction", &lambda)
+                .await?;
+            let function = self.store.get_rotation_function(&lambda).await?;
+            if function.is_none() {
                 // AWS's words when it cannot invoke the function; coffer's registry is its
                 // Lambda.
                 return Err(CoreError::AccessDenied(format!(
                     "Secrets Manager cannot invoke the specified Lambda function. Ensure that the function policy grants access to the principal secretsmanager.amazonaws.com. (No rotation function is registered under {lambda}; register one with `coffer rotation function register`.)"
                 )));
+            }
+            if let Some(RotationFunctionKind::Builtin { strategy, .. }) =
+                function.as_ref().map(|f| &f.kind)
+            {
+                let (endpoint, master) = self.pins(caller, &rec, strategy).await?;
+                rotation.pinned_endpoint = Some(endpoint);
+                rotation.pinned_master_arn = master;
             }
             let now = self.clock.now_millis();
             rotation.enabled = true;
@@ -446,6 +491,13 @@ impl<S: Store> Coffer<S> {
                 }
                 rotation.due_ms = Some(now);
             } else if immediately {
+                if let Some(t) = &token
+                    && rec.versions.iter().any(|v| &v.version_id == t)
+                {
+                    return Err(CoreError::InvalidRequest(format!(
+                        "ClientRequestToken {t} names an existing version of this secret; a rotation makes a new version, so give a new token."
+                    )));
+                }
                 let token = match &token {
                     Some(t) => t.clone(),
                     None => ids::uuid_v4()?,
@@ -665,17 +717,26 @@ impl<S: Store> Coffer<S> {
 
     // ---------- the engine ----------
 
-    /// Runs every rotation that is due by the service's clock, at most a few at once, and
-    /// waits for them; returns how many runs were attempted. The scheduler calls this while
-    /// it holds the lease; tests call it directly.
+    /// Starts every rotation that is due by the service's clock and not already running here
+    /// (at most a few run at once) and waits for the ones it started; returns how many it
+    /// started. The scheduler calls this while it holds the lease.
     pub async fn run_due_rotations(self: &Arc<Self>) -> Result<usize, CoreError> {
+        self.run_due(false).await
+    }
+
+    /// As [`Coffer::run_due_rotations`], and also waits (up to ten minutes) for due runs that
+    /// another pass had started, so the caller sees every due rotation settled. For the
+    /// dev-mode `/_coffer/tasks/run` route and tests.
+    pub async fn settle_due_rotations(self: &Arc<Self>) -> Result<usize, CoreError> {
+        self.run_due(true).await
+    }
+
+    async fn run_due(self: &Arc<Self>, settle: bool) -> Result<usize, CoreError> {
         let due = self
             .store
             .secrets_due_for_rotation(self.clock.now_millis())
             .await?;
-        let limit = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_RUNS));
         let mut tasks = tokio::task::JoinSet::new();
-        let mut attempted = 0;
         let mut others = Vec::new();
         for arn in due {
             let claimed = self
@@ -687,36 +748,37 @@ impl<S: Store> Coffer<S> {
                 others.push(arn);
                 continue;
             }
-            attempted += 1;
-            let coffer = Arc::clone(self);
-            let limit = Arc::clone(&limit);
+            // Made before the task, so that dropping a task that never ran still releases it.
+            let guard = RunningGuard {
+                coffer: Arc::clone(self),
+                arn,
+            };
+            let slots = Arc::clone(&self.rotation.slots);
             tasks.spawn(async move {
-                let _permit = limit.acquire_owned().await;
-                let _guard = RunningGuard {
-                    runtime: &coffer.rotation,
-                    arn: arn.clone(),
-                };
-                if let Err(e) = coffer.rotate_one(&arn).await {
-                    tracing::warn!(secret = %arn, error = %e, "rotation could not proceed");
+                let _permit = slots.acquire_owned().await;
+                if let Err(e) = guard.coffer.rotate_one(&guard.arn).await {
+                    tracing::warn!(secret = %guard.arn, error = %e, "rotation could not proceed");
                 }
+                drop(guard);
             });
         }
+        let started = tasks.len();
         while tasks.join_next().await.is_some() {}
-        // Runs of these secrets that another pass (the background scheduler) had started are
-        // waited for too, so a caller sees every due rotation settled.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
-        while !others.is_empty() && std::time::Instant::now() < deadline {
-            let busy = self
-                .rotation
-                .running
-                .lock()
-                .is_ok_and(|set| others.iter().any(|a| set.contains(a)));
-            if !busy {
-                break;
+        if settle {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+            while std::time::Instant::now() < deadline {
+                let busy = self
+                    .rotation
+                    .running
+                    .lock()
+                    .is_ok_and(|set| others.iter().any(|a| set.contains(a)));
+                if !busy {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        Ok(attempted)
+        Ok(started)
     }
 
     /// One pass over one due secret: starts a scheduled run if none is unfinished, then runs
@@ -779,6 +841,14 @@ impl<S: Store> Coffer<S> {
 
     async fn run_steps(&self, arn: &str) -> Result<(), CoreError> {
         loop {
+            // Another node took over the scheduler: it continues this run.
+            if self
+                .rotation
+                .lease_lost
+                .load(std::sync::atomic::Ordering::Acquire)
+            {
+                return Ok(());
+            }
             let Some(rec) = self.store.get_secret_by_arn(arn).await? else {
                 return Ok(());
             };
@@ -885,6 +955,19 @@ impl<S: Store> Coffer<S> {
                 .versions
                 .iter()
                 .any(|v| v.version_id == run.token && !v.empty);
+            let current_is_empty =
+                crate::stages::holder(&rec.versions, AWSCURRENT).is_none_or(|v| v.empty);
+            if current_is_empty {
+                return self
+                    .record_step(
+                        arn,
+                        &run.token,
+                        "finishSecret",
+                        Err("AWSCURRENT is not on a version with a value".into()),
+                    )
+                    .await
+                    .map(|_| ());
+            }
             // A function that made a version must leave AWSCURRENT on it; one that made none
             // (a function that rotates something outside the secret's value) has nothing to
             // promote, and its run is over.
@@ -907,9 +990,9 @@ impl<S: Store> Coffer<S> {
                     v.stages.retain(|s| s != AWSPENDING);
                 }
             }
-            // The placeholder of a function that stored no value goes.
+            // The placeholder of a function that stored no value goes, if nothing else uses it.
             next.versions
-                .retain(|v| !(v.version_id == run.token && v.empty));
+                .retain(|v| !(v.version_id == run.token && v.empty && v.stages.is_empty()));
             rotation.last_rotated_ms = Some(now);
             match next_scheduled(&rec.arn, &rotation, now) {
                 Some((start, fire)) if rotation.enabled => {
@@ -1122,6 +1205,44 @@ impl<S: Store> Coffer<S> {
         Ok(value_bytes(out.value))
     }
 
+    /// What the caller of RotateSecret vouches for when it puts a secret under a built-in
+    /// database rotator, which acts with the account's power: the database the secret names
+    /// now, and (alternating users) the master secret, which the caller must be allowed to
+    /// read. A later value naming another database or master is refused at setSecret, so
+    /// whoever may only write the secret cannot aim the rotator (and the master's credentials)
+    /// elsewhere.
+    async fn pins(
+        &self,
+        caller: &Caller,
+        rec: &SecretRecord,
+        strategy: &str,
+    ) -> Result<(String, Option<String>), CoreError> {
+        let unusable = |e: &dyn std::fmt::Display| {
+            CoreError::InvalidRequest(format!(
+                "The secret's value is not a database secret the built-in rotator can use: {e}"
+            ))
+        };
+        let current = self
+            .value_at(caller, &rec.arn, Some(AWSCURRENT), None)
+            .await?;
+        let parsed = db::parse_secret(current.expose()).map_err(|e| unusable(&e))?;
+        let endpoint = format!("{}:{}", parsed.host(), parsed.port());
+        let master = match (parse_strategy(strategy), parsed.master_arn()) {
+            (Some(db::Strategy::AlternatingUsers), Some(master)) => {
+                self.require_secret(caller, master, "secretsmanager:GetSecretValue", Vec::new())
+                    .await?;
+                Some(master.to_string())
+            }
+            (Some(db::Strategy::AlternatingUsers), None) => {
+                return Err(unusable(
+                    &"alternating users need the superuser secret's ARN in its masterarn key",
+                ));
+            }
+            _ => None,
+        };
+        Ok((endpoint, master))
+    }
+
     /// A built-in database rotator's step.
     async fn builtin_step(
         &self,
@@ -1182,6 +1303,23 @@ impl<S: Store> Coffer<S> {
                     .await
                     .map_err(err)?;
                 let current = db::parse_secret(current_raw.expose()).map_err(|e| e.to_string())?;
+                let rotation = rec.rotation.clone().unwrap_or_default();
+                let endpoint = format!("{}:{}", current.host(), current.port());
+                if rotation.pinned_endpoint.as_deref() != Some(endpoint.as_str()) {
+                    return Err(format!(
+                        "the secret now names the database {endpoint}, not {} that RotateSecret was called for; call RotateSecret again to rotate against it",
+                        rotation.pinned_endpoint.as_deref().unwrap_or("(none)")
+                    ));
+                }
+                if current.master_arn().is_some()
+                    && current.master_arn() != rotation.pinned_master_arn.as_deref()
+                {
+                    return Err(format!(
+                        "the secret now names the master secret {}, not {} that RotateSecret was called for; call RotateSecret again",
+                        current.master_arn().unwrap_or_default(),
+                        rotation.pinned_master_arn.as_deref().unwrap_or("(none)")
+                    ));
+                }
                 let previous = match holder(rec, AWSPREVIOUS) {
                     Some(_) => self
                         .value_at(&caller, arn, Some(AWSPREVIOUS), None)

@@ -439,7 +439,7 @@ impl<S: Store> Coffer<S> {
     /// Finds the secret and authorizes `action` on it before anything is read from it. A
     /// secret that does not exist is authorized against the ARN it would have, so a caller
     /// without access learns nothing about which secrets exist.
-    async fn require_secret(
+    pub(crate) async fn require_secret(
         &self,
         caller: &Caller,
         secret_id: &str,

@@ -109,6 +109,13 @@ pub fn update_stage(
     }
     match move_to {
         Some(to) => {
+            // The version a rotation made has no value until createSecret stores one; only
+            // its own AWSPENDING label may be on it, so AWSCURRENT can never point at nothing.
+            if stage != AWSPENDING && versions.iter().any(|v| v.version_id == to && v.empty) {
+                return Err(CoreError::InvalidRequest(format!(
+                    "You can't attach the staging label {stage} to version {to}: it has no secret value yet. Store its value (PutSecretValue with ClientRequestToken {to}) first."
+                )));
+            }
             if let Some(held) = current_holder.as_deref()
                 && held != to
                 && remove_from.is_none()

@@ -415,3 +415,143 @@ async fn rotate_secret_errors_as_aws() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn who_may_aim_a_rotation_and_at_what() {
+    let w = world();
+    let user = format!("cp{}", uid());
+    let _guard = make_user(&user, "pin-Pass1").await;
+    let arn = w.secret("db/pinned", db_secret(&user, "pin-Pass1")).await;
+    let f = w.builtin(db::Strategy::SingleUser).await;
+    let rotate = |function: String| RotateSecretInput {
+        secret_id: arn.clone(),
+        rotation_lambda_arn: Some(function),
+        rotate_immediately: Some(false),
+        ..Default::default()
+    };
+    // A function of another region (or account) is not the secret's.
+    let elsewhere = f.replace(":us-east-1:", ":eu-west-1:");
+    let err = w
+        .coffer
+        .rotate_secret(&root(), rotate(elsewhere))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CoreError::InvalidRequest(m) if m.contains("must be in the secret's account")),
+        "{err:?}"
+    );
+
+    // An IAM user needs lambda:InvokeFunction on the function besides RotateSecret.
+    let r = root();
+    coffer_core::Coffer::create_user(&w.coffer, &r, "operator", None, vec![])
+        .await
+        .unwrap();
+    let policy = |actions: serde_json::Value| {
+        json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": actions, "Resource": "*"}]})
+        .to_string()
+    };
+    w.coffer
+        .put_inline_policy(
+            &r,
+            PrincipalKind::User,
+            "operator",
+            "p",
+            &policy(json!(["secretsmanager:*"])),
+        )
+        .await
+        .unwrap();
+    let operator = Caller {
+        principal_arn: format!("arn:aws:iam::{ACCOUNT}:user/operator"),
+        principal_type: PrincipalType::IamUser,
+        ..root()
+    };
+    let err = w
+        .coffer
+        .rotate_secret(&operator, rotate(f.clone()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CoreError::AccessDenied(m) if m.contains("lambda:InvokeFunction")),
+        "{err:?}"
+    );
+    w.coffer
+        .put_inline_policy(
+            &r,
+            PrincipalKind::User,
+            "operator",
+            "p",
+            &policy(json!(["secretsmanager:*", "lambda:InvokeFunction"])),
+        )
+        .await
+        .unwrap();
+    w.coffer
+        .rotate_secret(&operator, rotate(f.clone()))
+        .await
+        .unwrap();
+
+    // Whoever may only write the value cannot aim the rotator at another database.
+    w.coffer
+        .put_secret_value(
+            &r,
+            PutSecretValueInput {
+                secret_id: arn.clone(),
+                client_request_token: Some(ids::uuid_v4().unwrap()),
+                value: Some(SecretValue::String(SecretBytes::from(
+                    json!({"engine": "mariadb", "host": "203.0.113.9", "port": 3306,
+                           "username": user, "password": "pin-Pass1", "ssl": false})
+                    .to_string(),
+                ))),
+                version_stages: None,
+            },
+        )
+        .await
+        .unwrap();
+    w.coffer.retry_rotation(&arn).await.unwrap();
+    w.coffer.run_due_rotations().await.unwrap();
+    let run = w
+        .coffer
+        .rotation_status(&arn)
+        .await
+        .unwrap()
+        .unwrap()
+        .rotation
+        .run
+        .unwrap();
+    let set = run.steps.iter().find(|s| s.step == "setSecret").unwrap();
+    assert!(!set.ok);
+    assert!(
+        set.error
+            .as_deref()
+            .unwrap()
+            .contains("call RotateSecret again"),
+        "{set:?}"
+    );
+    // A retry continues the same run.
+    let token = w.coffer.retry_rotation(&arn).await.unwrap();
+    assert_eq!(token, run.token);
+}
+
+#[tokio::test]
+async fn a_builtin_rotator_needs_a_database_secret() {
+    let w = world();
+    let arn = w.secret("plain/empty", json!({"password": "x"})).await;
+    let f = w.builtin(db::Strategy::SingleUser).await;
+    // RotateSecret on a value that is no database secret is refused for a built-in rotator.
+    let err = w
+        .coffer
+        .rotate_secret(
+            &root(),
+            RotateSecretInput {
+                secret_id: arn.clone(),
+                rotation_lambda_arn: Some(f),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CoreError::InvalidRequest(m) if m.contains("not a database secret")),
+        "{err:?}"
+    );
+}

@@ -140,7 +140,7 @@ impl App {
     async fn run_tasks(&self) -> Response<ResponseBody> {
         let outcome = async {
             let purged = self.coffer.purge_due().await?;
-            let rotated = self.coffer.run_due_rotations().await?;
+            let rotated = self.coffer.settle_due_rotations().await?;
             Ok::<_, coffer_core::CoreError>((purged, rotated))
         };
         match outcome.await {

@@ -421,8 +421,10 @@ async fn blocking<T: Send + 'static>(
 const ROTATION_TICK: Duration = Duration::from_secs(5);
 
 /// The rotation scheduler: while this process holds the store's scheduler lease (one node of
-/// several sharing a store), runs the rotations that are due, every few seconds or as soon
-/// as `RotateSecret` asks. Failures are logged and retried; they never stop the server.
+/// several sharing a store), starts the rotations that are due, every few seconds or as soon
+/// as `RotateSecret` asks. Passes run beside the loop, so the lease is renewed every tick
+/// while long steps run, and a node that loses it stops its runs before their next step.
+/// Failures are logged and retried; they never stop the server.
 async fn schedule_rotations(coffer: Arc<Coffer>) {
     let holder =
         coffer_core::ids::uuid_v4().unwrap_or_else(|_| format!("node-{}", std::process::id()));
@@ -439,12 +441,15 @@ async fn schedule_rotations(coffer: Arc<Coffer>) {
                 continue;
             }
         }
-        let coffer = coffer.clone();
-        match tokio::spawn(async move { coffer.run_due_rotations().await }).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "rotation scheduler: a pass failed"),
-            Err(e) => tracing::error!(error = %e, "rotation scheduler: a pass panicked"),
-        }
+        let pass = coffer.clone();
+        tokio::spawn(async move {
+            let outcome = tokio::spawn(async move { pass.run_due_rotations().await }).await;
+            match outcome {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "rotation scheduler: a pass failed"),
+                Err(e) => tracing::error!(error = %e, "rotation scheduler: a pass panicked"),
+            }
+        });
     }
 }
 

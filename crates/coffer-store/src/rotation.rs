@@ -54,6 +54,10 @@ pub struct RotationRecord {
     /// When the scheduler acts next on this secret: the scheduled fire time, a retry, or now.
     pub due_ms: Option<i64>,
     pub run: Option<RotationRun>,
+    /// For a built-in database rotator: the database (`host:port`) and the master secret the
+    /// principal that called RotateSecret vouched for; a value naming others is not rotated.
+    pub pinned_endpoint: Option<String>,
+    pub pinned_master_arn: Option<String>,
 }
 
 /// One rotation, from `createSecret` to `finishSecret`.
@@ -206,6 +210,10 @@ pub(crate) struct StoredRotation {
     due_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     run: Option<StoredRun>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    master: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -242,6 +250,8 @@ impl StoredRotation {
             last_ms: r.last_rotated_ms,
             next_ms: r.next_rotation_ms,
             due_ms: r.due_ms,
+            endpoint: r.pinned_endpoint.clone(),
+            master: r.pinned_master_arn.clone(),
             run: r.run.as_ref().map(|run| StoredRun {
                 token: run.token.clone(),
                 started_ms: run.started_ms,
@@ -272,6 +282,8 @@ impl StoredRotation {
             last_rotated_ms: self.last_ms,
             next_rotation_ms: self.next_ms,
             due_ms: self.due_ms,
+            pinned_endpoint: self.endpoint,
+            pinned_master_arn: self.master,
             run: self.run.map(|run| RotationRun {
                 token: run.token,
                 started_ms: run.started_ms,
