@@ -385,6 +385,24 @@ impl<S: Store> Coffer<S> {
         })
     }
 
+    /// The common start of EnableMFADevice and ResyncMFADevice: the request's members checked
+    /// in AWS's shapes, and the user authorized for `action` and found.
+    async fn code_pair_request(
+        &self,
+        caller: &Caller,
+        action: &str,
+        user_name: &str,
+        serial_number: &str,
+        codes: [&str; 2],
+    ) -> Result<coffer_store::PrincipalRecord, CoreError> {
+        validate_iam_name("userName", user_name, 128)?;
+        validate_serial(serial_number)?;
+        validate_code("authenticationCode1", codes[0])?;
+        validate_code("authenticationCode2", codes[1])?;
+        self.existing_principal(caller, action, PrincipalKind::User, user_name)
+            .await
+    }
+
     /// `EnableMFADevice`: associates a device with a user once two consecutive codes of it
     /// ("two consecutive authentication codes", IAM user guide) are presented within the
     /// window. The codes are consumed.
@@ -396,16 +414,13 @@ impl<S: Store> Coffer<S> {
         code1: &str,
         code2: &str,
     ) -> Result<(), CoreError> {
-        validate_iam_name("userName", user_name, 128)?;
-        validate_serial(serial_number)?;
-        validate_code("authenticationCode1", code1)?;
-        validate_code("authenticationCode2", code2)?;
         let user = self
-            .existing_principal(
+            .code_pair_request(
                 caller,
                 "iam:EnableMFADevice",
-                PrincipalKind::User,
                 user_name,
+                serial_number,
+                [code1, code2],
             )
             .await?;
         let account_id = &caller.account_id;
@@ -481,16 +496,13 @@ impl<S: Store> Coffer<S> {
         code1: &str,
         code2: &str,
     ) -> Result<(), CoreError> {
-        validate_iam_name("userName", user_name, 128)?;
-        validate_serial(serial_number)?;
-        validate_code("authenticationCode1", code1)?;
-        validate_code("authenticationCode2", code2)?;
         let user = self
-            .existing_principal(
+            .code_pair_request(
                 caller,
                 "iam:ResyncMFADevice",
-                PrincipalKind::User,
                 user_name,
+                serial_number,
+                [code1, code2],
             )
             .await?;
         let account_id = &caller.account_id;
