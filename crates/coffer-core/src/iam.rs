@@ -127,26 +127,48 @@ pub(crate) fn validation(member: &str, value: &str, constraint: &str) -> CoreErr
     ))
 }
 
-/// `[\w+=,.@-]+` with a length range, as the IAM model defines names.
-pub(crate) fn validate_iam_name(member: &str, value: &str, max: usize) -> Result<(), CoreError> {
-    if value.is_empty() || value.chars().count() > max {
+/// A string member with a length range and a character set, refused with the model's wording
+/// (length first, then the pattern, as AWS's validation reports them).
+pub(crate) fn check_chars(
+    member: &str,
+    value: &str,
+    (min, max): (usize, usize),
+    allowed: impl Fn(char) -> bool,
+    pattern: &str,
+) -> Result<(), CoreError> {
+    let len = value.chars().count();
+    if len < min {
+        return Err(validation(
+            member,
+            value,
+            &format!("Member must have length greater than or equal to {min}"),
+        ));
+    }
+    if len > max {
         return Err(validation(
             member,
             value,
             &format!("Member must have length less than or equal to {max}"),
         ));
     }
-    if !value
-        .chars()
-        .all(|c| c.is_alphanumeric() || "_+=,.@-".contains(c))
-    {
+    if !value.chars().all(allowed) {
         return Err(validation(
             member,
             value,
-            "Member must satisfy regular expression pattern: [\\w+=,.@-]+",
+            &format!("Member must satisfy regular expression pattern: {pattern}"),
         ));
     }
     Ok(())
+}
+
+/// `\w` and `+=,.@-`: the characters of IAM names and STS session names.
+pub(crate) fn name_char(c: char) -> bool {
+    c.is_alphanumeric() || "_+=,.@-".contains(c)
+}
+
+/// `[\w+=,.@-]+` with a length range, as the IAM model defines names.
+pub(crate) fn validate_iam_name(member: &str, value: &str, max: usize) -> Result<(), CoreError> {
+    check_chars(member, value, (1, max), name_char, "[\\w+=,.@-]+")
 }
 
 pub(crate) fn validate_path(path: &str) -> Result<(), CoreError> {

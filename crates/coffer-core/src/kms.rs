@@ -1698,6 +1698,26 @@ impl<S: Store> Coffer<S> {
         Ok(arn)
     }
 
+    /// An alias that exists, with `action` authorized on the alias and on the key it points at
+    /// (UpdateAlias and DeleteAlias both need the permission on the current key).
+    async fn authorize_existing_alias(
+        &self,
+        caller: &Caller,
+        action: &str,
+        alias_name: &str,
+    ) -> Result<String, CoreError> {
+        let arn = self.authorize_alias(caller, action, alias_name).await?;
+        let existing = self
+            .store
+            .get_alias(&caller.account_id, &caller.region, alias_name)
+            .await?
+            .ok_or_else(|| alias_not_found(&arn))?;
+        if let Some(key) = self.loaded_key(&existing.target_key_id).await? {
+            self.authorize_key(caller, action, &key, None, None).await?;
+        }
+        Ok(arn)
+    }
+
     /// The key an alias may point at: a key id or key ARN of the caller's account, not an alias.
     async fn alias_target(
         &self,
@@ -1764,18 +1784,9 @@ impl<S: Store> Coffer<S> {
         target: &str,
     ) -> Result<(), CoreError> {
         let arn = self
-            .authorize_alias(caller, "kms:UpdateAlias", alias_name)
+            .authorize_existing_alias(caller, "kms:UpdateAlias", alias_name)
             .await?;
-        let existing = self
-            .store
-            .get_alias(&caller.account_id, &caller.region, alias_name)
-            .await?
-            .ok_or_else(|| alias_not_found(&arn))?;
         let new_key = self.alias_target(caller, target).await?;
-        if let Some(old_key) = self.loaded_key(&existing.target_key_id).await? {
-            self.authorize_key(caller, "kms:UpdateAlias", &old_key, None, None)
-                .await?;
-        }
         self.authorize_key(caller, "kms:UpdateAlias", &new_key, None, None)
             .await?;
         not_pending(&new_key)?;
@@ -1801,17 +1812,8 @@ impl<S: Store> Coffer<S> {
         alias_name: &str,
     ) -> Result<(), CoreError> {
         let arn = self
-            .authorize_alias(caller, "kms:DeleteAlias", alias_name)
+            .authorize_existing_alias(caller, "kms:DeleteAlias", alias_name)
             .await?;
-        let existing = self
-            .store
-            .get_alias(&caller.account_id, &caller.region, alias_name)
-            .await?
-            .ok_or_else(|| alias_not_found(&arn))?;
-        if let Some(key) = self.loaded_key(&existing.target_key_id).await? {
-            self.authorize_key(caller, "kms:DeleteAlias", &key, None, None)
-                .await?;
-        }
         if !self
             .store
             .delete_alias(&caller.account_id, &caller.region, alias_name)

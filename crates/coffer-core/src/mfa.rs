@@ -17,7 +17,10 @@
 use coffer_crypto::otp;
 use coffer_store::{MfaDeviceRecord, PrincipalKind, PrincipalRecord, Store, StoreError};
 
-use crate::iam::{merge_principal_tags, no_such, validate_iam_name, validate_path, validation};
+use crate::iam::{
+    check_chars, merge_principal_tags, name_char, no_such, validate_iam_name, validate_path,
+    validation,
+};
 use crate::{Caller, Coffer, CoreError, PrincipalType, SecretBytes};
 
 /// Bytes of a new device's seed: AWS's seeds are 64 Base32 characters, i.e. 40 bytes.
@@ -134,59 +137,18 @@ fn contended(serial_number: &str) -> CoreError {
 
 /// `serialNumberType`: 9–256 characters of `[\w+=/:,.@-]`.
 fn validate_serial(serial_number: &str) -> Result<(), CoreError> {
-    let len = serial_number.chars().count();
-    if len < 9 {
-        return Err(validation(
-            "serialNumber",
-            serial_number,
-            "Member must have length greater than or equal to 9",
-        ));
-    }
-    if len > 256 {
-        return Err(validation(
-            "serialNumber",
-            serial_number,
-            "Member must have length less than or equal to 256",
-        ));
-    }
-    if !serial_number
-        .chars()
-        .all(|c| c.is_alphanumeric() || "_+=/:,.@-".contains(c))
-    {
-        return Err(validation(
-            "serialNumber",
-            serial_number,
-            "Member must satisfy regular expression pattern: [\\w+=/:,.@-]+",
-        ));
-    }
-    Ok(())
+    check_chars(
+        "serialNumber",
+        serial_number,
+        (9, 256),
+        |c| name_char(c) || "/:".contains(c),
+        "[\\w+=/:,.@-]+",
+    )
 }
 
 /// `authenticationCodeType`: exactly six decimal digits.
 fn validate_code(member: &str, code: &str) -> Result<(), CoreError> {
-    let len = code.chars().count();
-    if len < 6 {
-        return Err(validation(
-            member,
-            code,
-            "Member must have length greater than or equal to 6",
-        ));
-    }
-    if len > 6 {
-        return Err(validation(
-            member,
-            code,
-            "Member must have length less than or equal to 6",
-        ));
-    }
-    if !code.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(validation(
-            member,
-            code,
-            "Member must satisfy regular expression pattern: [\\d]+",
-        ));
-    }
-    Ok(())
+    check_chars(member, code, (6, 6), |c| c.is_ascii_digit(), "[\\d]+")
 }
 
 /// The path and name (`/PATH/NAME`) of a virtual device of `account_id` from its serial

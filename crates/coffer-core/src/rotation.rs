@@ -458,10 +458,10 @@ impl<S: Store> Coffer<S> {
                     "Secrets Manager cannot invoke the specified Lambda function. Ensure that the function policy grants access to the principal secretsmanager.amazonaws.com. (No rotation function is registered under {lambda}; register one with `coffer rotation function register`.)"
                 )));
             }
-            if let Some(RotationFunctionKind::Builtin { strategy, .. }) =
+            if let Some(RotationFunctionKind::Builtin { engine, strategy }) =
                 function.as_ref().map(|f| &f.kind)
             {
-                let (endpoint, master) = self.pins(caller, &rec, strategy).await?;
+                let (endpoint, master) = self.pins(caller, &rec, engine, strategy).await?;
                 rotation.pinned_endpoint = Some(endpoint);
                 rotation.pinned_master_arn = master;
             }
@@ -1037,8 +1037,9 @@ impl<S: Store> Coffer<S> {
             RotationFunctionKind::Builtin { engine, strategy } => {
                 let strategy = parse_strategy(strategy)
                     .ok_or_else(|| format!("unknown strategy {strategy:?} of {lambda}"))?;
-                let _engine = engine;
-                self.builtin_step(rec, token, step, strategy)
+                let engine = parse_engine(engine)
+                    .ok_or_else(|| format!("unknown engine {engine:?} of {lambda}"))?;
+                self.builtin_step(rec, token, step, engine, strategy)
                     .await
                     .map_err(|e| e.to_string())
             }
@@ -1215,6 +1216,7 @@ impl<S: Store> Coffer<S> {
         &self,
         caller: &Caller,
         rec: &SecretRecord,
+        engine: &str,
         strategy: &str,
     ) -> Result<(String, Option<String>), CoreError> {
         let unusable = |e: &dyn std::fmt::Display| {
@@ -1226,6 +1228,12 @@ impl<S: Store> Coffer<S> {
             .value_at(caller, &rec.arn, Some(AWSCURRENT), None)
             .await?;
         let parsed = db::parse_secret(current.expose()).map_err(|e| unusable(&e))?;
+        if parse_engine(engine) != Some(parsed.engine()) {
+            return Err(unusable(&format_args!(
+                "it names a {} database, and the rotation function rotates {engine}; register a function for its engine",
+                parsed.engine().display_name()
+            )));
+        }
         let endpoint = format!("{}:{}", parsed.host(), parsed.port());
         let master = match (parse_strategy(strategy), parsed.master_arn()) {
             (Some(db::Strategy::AlternatingUsers), Some(master)) => {
@@ -1249,6 +1257,7 @@ impl<S: Store> Coffer<S> {
         rec: &SecretRecord,
         token: &str,
         step: &str,
+        engine: db::Engine,
         strategy: db::Strategy,
     ) -> Result<(), String> {
         let caller = Self::service_caller(rec);
@@ -1303,6 +1312,14 @@ impl<S: Store> Coffer<S> {
                     .await
                     .map_err(err)?;
                 let current = db::parse_secret(current_raw.expose()).map_err(|e| e.to_string())?;
+                if current.engine() != engine {
+                    return Err(format!(
+                        "the secret names a {} database but its rotation function rotates {}; register a function for {} and call RotateSecret with it",
+                        current.engine().display_name(),
+                        engine.display_name(),
+                        current.engine().display_name()
+                    ));
+                }
                 let rotation = rec.rotation.clone().unwrap_or_default();
                 let endpoint = format!("{}:{}", current.host(), current.port());
                 if rotation.pinned_endpoint.as_deref() != Some(endpoint.as_str()) {

@@ -20,7 +20,7 @@ use coffer_crypto::{SecretBytes, SymmetricKey};
 use coffer_store::{PrincipalKind, Store};
 use serde_json::{Value, json};
 
-use crate::iam::validation;
+use crate::iam::{check_chars, name_char, validation};
 use crate::policies::{self, Kind};
 use crate::{Caller, Coffer, CoreError, PrincipalType, RoleSession, Session, ids};
 
@@ -258,32 +258,7 @@ fn parse_session(v: &Value) -> Option<(String, String, PrincipalType, Session)> 
 
 /// `[\w+=,.@-]*` with a length range: role session names and source identities.
 fn check_name(member: &str, value: &str, min: usize, max: usize) -> Result<(), CoreError> {
-    let len = value.chars().count();
-    if len < min {
-        return Err(validation(
-            member,
-            value,
-            &format!("Member must have length greater than or equal to {min}"),
-        ));
-    }
-    if len > max {
-        return Err(validation(
-            member,
-            value,
-            &format!("Member must have length less than or equal to {max}"),
-        ));
-    }
-    if !value
-        .chars()
-        .all(|c| c.is_alphanumeric() || "_+=,.@-".contains(c))
-    {
-        return Err(validation(
-            member,
-            value,
-            "Member must satisfy regular expression pattern: [\\w+=,.@-]*",
-        ));
-    }
-    Ok(())
+    check_chars(member, value, (min, max), name_char, "[\\w+=,.@-]*")
 }
 
 fn check_duration(member: &str, value: Option<i64>, max: i64) -> Result<Option<i64>, CoreError> {
@@ -308,37 +283,16 @@ fn check_mfa<'a>(
     code: Option<&'a str>,
 ) -> Result<Option<(&'a str, &'a str)>, CoreError> {
     if let Some(s) = serial {
-        let len = s.chars().count();
-        if !(9..=256).contains(&len) {
-            return Err(validation(
-                "serialNumber",
-                s,
-                if len < 9 {
-                    "Member must have length greater than or equal to 9"
-                } else {
-                    "Member must have length less than or equal to 256"
-                },
-            ));
-        }
-        if !s
-            .chars()
-            .all(|c| c.is_alphanumeric() || "_+=/:,.@-".contains(c))
-        {
-            return Err(validation(
-                "serialNumber",
-                s,
-                "Member must satisfy regular expression pattern: [\\w+=/:,.@-]*",
-            ));
-        }
+        check_chars(
+            "serialNumber",
+            s,
+            (9, 256),
+            |c| name_char(c) || "/:".contains(c),
+            "[\\w+=/:,.@-]*",
+        )?;
     }
-    if let Some(c) = code
-        && (c.len() != 6 || !c.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return Err(validation(
-            "tokenCode",
-            c,
-            "Member must satisfy regular expression pattern: [\\d]*",
-        ));
+    if let Some(c) = code {
+        check_chars("tokenCode", c, (6, 6), |c| c.is_ascii_digit(), "[\\d]*")?;
     }
     match (serial, code) {
         (Some(s), Some(c)) => Ok(Some((s, c))),
@@ -762,43 +716,19 @@ impl<S: Store> Coffer<S> {
     }
 
     fn check_assume_role_input(&self, input: &AssumeRoleInput) -> Result<(), CoreError> {
-        let arn_len = input.role_arn.chars().count();
-        if !(20..=2048).contains(&arn_len) {
-            return Err(validation(
-                "roleArn",
-                &input.role_arn,
-                if arn_len < 20 {
-                    "Member must have length greater than or equal to 20"
-                } else {
-                    "Member must have length less than or equal to 2048"
-                },
-            ));
-        }
+        // The model's roleArn pattern is any printable text: only its length is checked here,
+        // its shape when the role is looked up ("Request ARN is invalid").
+        check_chars("roleArn", &input.role_arn, (20, 2048), |_| true, "")?;
         check_name("roleSessionName", &input.role_session_name, 2, 64)?;
         check_duration("durationSeconds", input.duration_seconds, 43200)?;
         if let Some(id) = &input.external_id {
-            let len = id.chars().count();
-            if !(2..=1224).contains(&len) {
-                return Err(validation(
-                    "externalId",
-                    id,
-                    if len < 2 {
-                        "Member must have length greater than or equal to 2"
-                    } else {
-                        "Member must have length less than or equal to 1224"
-                    },
-                ));
-            }
-            if !id
-                .chars()
-                .all(|c| c.is_alphanumeric() || "_+=,.@:/-".contains(c))
-            {
-                return Err(validation(
-                    "externalId",
-                    id,
-                    "Member must satisfy regular expression pattern: [\\w+=,.@:\\/-]*",
-                ));
-            }
+            check_chars(
+                "externalId",
+                id,
+                (2, 1224),
+                |c| name_char(c) || ":/".contains(c),
+                "[\\w+=,.@:\\/-]*",
+            )?;
         }
         if let Some(si) = &input.source_identity {
             check_name("sourceIdentity", si, 2, 64)?;

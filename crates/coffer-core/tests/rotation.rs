@@ -554,4 +554,35 @@ async fn a_builtin_rotator_needs_a_database_secret() {
         matches!(&err, CoreError::InvalidRequest(m) if m.contains("not a database secret")),
         "{err:?}"
     );
+
+    // A MariaDB secret under a PostgreSQL rotator is refused before anything runs.
+    let maria = w.secret("db/maria", db_secret("someone", "pw-Pass1")).await;
+    let pg = format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:pg-{}", uid());
+    w.coffer
+        .register_rotation_function(
+            ACCOUNT,
+            &pg,
+            FunctionSpec::Builtin {
+                engine: db::Engine::Postgres,
+                strategy: db::Strategy::SingleUser,
+            },
+        )
+        .await
+        .unwrap();
+    let err = w
+        .coffer
+        .rotate_secret(
+            &root(),
+            RotateSecretInput {
+                secret_id: maria,
+                rotation_lambda_arn: Some(pg),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CoreError::InvalidRequest(m) if m.contains("MySQL/MariaDB database, and the rotation function rotates postgres")),
+        "{err:?}"
+    );
 }

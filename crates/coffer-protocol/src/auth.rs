@@ -44,6 +44,16 @@ pub(crate) struct Authenticator {
     dev_account: RwLock<Option<String>>,
 }
 
+/// The cache key of a signing key: access key id, day, region and service.
+fn scope_of(claim: &SignatureClaim) -> ScopeKey {
+    (
+        claim.access_key_id.clone(),
+        claim.date.clone(),
+        claim.region.clone(),
+        claim.service.clone(),
+    )
+}
+
 pub(crate) fn unrecognized() -> ApiError {
     ApiError::new(
         "UnrecognizedClientException",
@@ -123,12 +133,7 @@ impl Authenticator {
         claim: &SignatureClaim,
         token: &str,
     ) -> Result<Arc<Entry>, ApiError> {
-        let scope: ScopeKey = (
-            claim.access_key_id.clone(),
-            claim.date.clone(),
-            claim.region.clone(),
-            claim.service.clone(),
-        );
+        let scope = scope_of(claim);
         let now_ms = coffer.now_millis();
         if let Ok(cache) = self.cache.read()
             && let Some(e) = cache.get(&scope)
@@ -182,12 +187,7 @@ impl Authenticator {
         coffer: &Coffer,
         claim: &SignatureClaim,
     ) -> Result<Arc<Entry>, ApiError> {
-        let scope: ScopeKey = (
-            claim.access_key_id.clone(),
-            claim.date.clone(),
-            claim.region.clone(),
-            claim.service.clone(),
-        );
+        let scope = scope_of(claim);
         if let Ok(cache) = self.cache.read()
             && let Some(e) = cache.get(&scope)
             && e.token.is_none()
