@@ -10,6 +10,7 @@
 #   CONNECTIONS=64   concurrent keep-alive connections (one request in flight on each)
 #   BENCH_THREADS=   generator threads (default: all cores; the server shares them)
 #   SKIP_MOTO=1      coffer only
+#   SKIP_AUDIT_OFF=1 skip the second coffer run with `--no-audit` (the cost of auditing)
 #   MOTO_SERVER=     path to a moto_server to use instead of .venv/bin/moto_server
 #
 # Output: a table on stdout; logs and JSON summaries in bench/out/.
@@ -64,7 +65,7 @@ coffer="$target/release/coffer"
 } | tee "$out/machine.txt"
 
 echo "== coffer"
-rm -f "$out/coffer.json" "$out/coffer-cmk.json" "$out/coffer-iam-user.json" "$out/moto.json"
+rm -f "$out/coffer.json" "$out/coffer-cmk.json" "$out/coffer-iam-user.json" "$out/coffer-no-audit.json" "$out/moto.json"
 "$coffer" server --dev --listen 127.0.0.1:0 >"$out/coffer.log" 2>&1 &
 coffer_pid=$!
 pids+=("$coffer_pid")
@@ -135,6 +136,28 @@ fi
 kill "$coffer_pid"
 wait "$coffer_pid" 2>/dev/null || true
 
+if [ "${SKIP_AUDIT_OFF:-0}" != 1 ]; then
+  # The same load with the audit trail off: what recording every read costs. Run right after
+  # the audited one so both see the same machine.
+  echo "== coffer, audit trail off (--no-audit)"
+  "$coffer" server --dev --no-audit --listen 127.0.0.1:0 >"$out/coffer-no-audit.log" 2>&1 &
+  noaudit_pid=$!
+  pids+=("$noaudit_pid")
+  for _ in $(seq 1 600); do
+    grep -q '^export AWS_REGION=' "$out/coffer-no-audit.log" && break
+    sleep 0.1
+  done
+  nbanner() { sed -n "s/^export $1=//p" "$out/coffer-no-audit.log" | head -n1 | tr -d "\"'"; }
+  "$bench" --label coffer-no-audit --create --json-out "$out/coffer-no-audit.json" \
+    --endpoint "$(nbanner AWS_ENDPOINT_URL)" \
+    --access-key-id "$(nbanner AWS_ACCESS_KEY_ID)" \
+    --secret-access-key "$(nbanner AWS_SECRET_ACCESS_KEY)" \
+    --region "$(nbanner AWS_REGION)" \
+    "${bench_args[@]}"
+  kill "$noaudit_pid"
+  wait "$noaudit_pid" 2>/dev/null || true
+fi
+
 if [ "${SKIP_MOTO:-0}" != 1 ]; then
   echo "== moto_server $moto_version"
   moto=${MOTO_SERVER:-}
@@ -169,7 +192,7 @@ import json, os, sys
 
 out = sys.argv[1]
 runs = {}
-for label in ("coffer", "coffer-cmk", "coffer-iam-user", "moto"):
+for label in ("coffer", "coffer-no-audit", "coffer-cmk", "coffer-iam-user", "moto"):
     path = os.path.join(out, f"{label}.json")
     if os.path.exists(path):
         with open(path) as f:
@@ -202,6 +225,11 @@ if c:
         ratio = c["rps"] / m["rps"]
         print(f"coffer / moto throughput: {ratio:.1f}x")
         checks.append(("throughput >= 30x moto", ratio >= 30))
+    n = runs.get("coffer-no-audit")
+    if n and n["rps"] > 0:
+        cost = 1 - c["rps"] / n["rps"]
+        print(f"audit trail on vs off: {-cost * 100:+.1f}% throughput")
+        checks.append(("auditing every read costs < 15% throughput", cost < 0.15))
     k = runs.get("coffer-cmk")
     if k:
         change = k["rps"] / c["rps"] - 1

@@ -143,7 +143,7 @@ pub use format::{Anchor, Digest};
 pub use key::{AuditKey, AuditPublicKey};
 pub use log::{AuditConfig, AuditLog, Durability};
 pub use prune::PruneOutcome;
-pub use reader::{AuditRecord, Records, read_records};
+pub use reader::{AuditRecord, Records, read_records, segment_starts};
 pub use verify::{Break, BreakKind, Position, Report, verify};
 
 /// A SHA-256 chain hash.

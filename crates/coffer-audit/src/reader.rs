@@ -53,7 +53,20 @@ pub fn read_records(dir: &Path, from: u64) -> Result<Records, AuditError> {
         expect: Some(from),
         buf: Vec::new(),
         done: false,
+        at_bound: false,
     })
+}
+
+/// The first seq of every segment of the log directory `dir`, ascending. Segment `i` holds
+/// the records from `starts[i]` up to `starts[i + 1] - 1` (the last one up to the end of the
+/// log), so a reader can go through the log newest segment first, reading each with
+/// [`read_records`] and [`Records::until`] (LookupEvents does). Retention removes the
+/// oldest entries. Blocking IO.
+pub fn segment_starts(dir: &Path) -> Result<Vec<u64>, AuditError> {
+    Ok(files::list_segments(dir)?
+        .into_iter()
+        .map(|s| s.first_seq)
+        .collect())
 }
 
 /// Iterator over [`AuditRecord`]s; see [`read_records`].
@@ -68,6 +81,8 @@ pub struct Records {
     expect: Option<u64>,
     buf: Vec<u8>,
     done: bool,
+    /// Ended at `until` with nothing read past it: [`Records::extend_until`] can go on.
+    at_bound: bool,
 }
 
 impl std::fmt::Debug for Records {
@@ -86,6 +101,22 @@ impl Records {
     pub fn until(mut self, last: u64) -> Self {
         self.until = Some(last);
         self
+    }
+
+    /// Raises the bound set by [`Records::until`] to `last` and, if the iteration ended at
+    /// the old bound, lets it go on from where it stopped, without reading the segment again
+    /// from its start. A sink following the log keeps one `Records` and extends it as the
+    /// synced seq advances. Returns `false` (and changes nothing) when `last` is below the
+    /// current bound or the iteration ended otherwise (an error, the end of the files, a line
+    /// still being written): read afresh with [`read_records`] then.
+    pub fn extend_until(&mut self, last: u64) -> bool {
+        if (self.done && !self.at_bound) || self.until.is_some_and(|u| last < u) {
+            return false;
+        }
+        self.until = Some(last);
+        self.done = false;
+        self.at_bound = false;
+        true
     }
 
     fn fail(&mut self, error: AuditError) -> Option<Result<AuditRecord, AuditError>> {
@@ -126,6 +157,7 @@ impl Iterator for Records {
                 .is_some_and(|u| self.expect.is_some_and(|e| e > u))
             {
                 self.done = true;
+                self.at_bound = true;
                 return None;
             }
             let reader = match &mut self.reader {
@@ -221,5 +253,83 @@ impl Iterator for Records {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::{AuditConfig, AuditKey, AuditLog, Durability};
+
+    #[tokio::test]
+    async fn segment_starts_bound_each_segments_records() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(segment_starts(dir.path()).unwrap().is_empty());
+        let config = AuditConfig {
+            segment_max_bytes: 600,
+            ..AuditConfig::default()
+        };
+        let log = AuditLog::open(dir.path(), AuditKey::generate().unwrap(), config).unwrap();
+        for i in 0..20 {
+            let event = format!(r#"{{"n":{i},"pad":"{}"}}"#, "x".repeat(60));
+            log.append(event.into_bytes(), Durability::Written)
+                .await
+                .unwrap();
+        }
+        log.close().await.unwrap();
+        let starts = segment_starts(dir.path()).unwrap();
+        assert!(starts.len() > 2, "{starts:?}");
+        assert_eq!(starts.first(), Some(&1));
+        assert!(starts.windows(2).all(|w| w[0] < w[1]));
+        // Reading each segment's range, newest first, gives every record once.
+        let mut seqs = Vec::new();
+        for (i, &lo) in starts.iter().enumerate().rev() {
+            let mut records = read_records(dir.path(), lo).unwrap();
+            if let Some(next) = starts.get(i + 1) {
+                records = records.until(next - 1);
+            }
+            let mut part: Vec<u64> = records.map(|r| r.unwrap().seq).collect();
+            assert_eq!(part.first(), Some(&lo));
+            part.reverse();
+            seqs.extend(part);
+        }
+        assert_eq!(seqs, (1..=20).rev().collect::<Vec<u64>>());
+    }
+
+    #[tokio::test]
+    async fn an_iteration_ended_at_its_bound_goes_on_when_extended() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = AuditConfig {
+            segment_max_bytes: 600,
+            ..AuditConfig::default()
+        };
+        let log = AuditLog::open(dir.path(), AuditKey::generate().unwrap(), config).unwrap();
+        let append = async |n: u64| {
+            let event = format!(r#"{{"n":{n},"pad":"{}"}}"#, "x".repeat(60));
+            log.append(event.into_bytes(), Durability::Synced)
+                .await
+                .unwrap()
+        };
+        for n in 1..=5 {
+            append(n).await;
+        }
+        let mut records = read_records(dir.path(), 2).unwrap().until(4);
+        let seqs = |r: &mut Records| r.by_ref().map(|r| r.unwrap().seq).collect::<Vec<_>>();
+        assert_eq!(seqs(&mut records), vec![2, 3, 4]);
+        // Across segment rotations and records appended after the iteration ended.
+        for n in 6..=20 {
+            append(n).await;
+        }
+        assert!(!records.extend_until(3));
+        assert!(records.extend_until(12));
+        assert_eq!(seqs(&mut records), (5..=12).collect::<Vec<_>>());
+        assert!(records.extend_until(20));
+        assert_eq!(seqs(&mut records), (13..=20).collect::<Vec<_>>());
+        // Ended by the end of the files rather than the bound: not resumable.
+        assert!(records.extend_until(25));
+        assert_eq!(seqs(&mut records), Vec::<u64>::new());
+        assert!(!records.extend_until(30));
+        log.close().await.unwrap();
     }
 }

@@ -5,6 +5,7 @@
 
 mod account;
 mod admin;
+mod audit;
 mod init;
 mod policy;
 mod root_key;
@@ -50,6 +51,7 @@ enum Command {
     RootKey(root_key::RootKeyArgs),
     Account(account::AccountArgs),
     Rotation(rotation::RotationArgs),
+    Audit(audit::AuditArgs),
 }
 
 /// Why the command failed, which decides the exit code.
@@ -89,6 +91,7 @@ fn main() -> ExitCode {
         Command::RootKey(args) => root_key::run(args),
         Command::Account(args) => account::run(args),
         Command::Rotation(args) => rotation::run(args),
+        Command::Audit(args) => audit::run(args),
         Command::Server(args) => {
             let explicit = matches
                 .subcommand_matches("server")

@@ -97,6 +97,24 @@ pub(crate) struct ServerArgs {
     #[arg(long, env = "COFFER_ROTATION_FUNCTIONS", value_name = "FILE")]
     rotation_functions: Option<PathBuf>,
 
+    /// Audit sinks and alert rules, as JSON: {"retention_days": N, "sinks": [{"name",
+    /// "type": "file", "path"} | {"name", "type": "stdout"} | {"name", "type": "webhook",
+    /// "url", ...}], "alerts": [{"name", "pattern": {EventBridge-style pattern}, "webhook":
+    /// {"url", ...}}]}. Sinks and alerts are fed from the durable log and catch up after an
+    /// outage; they never slow requests.
+    #[arg(long, env = "COFFER_AUDIT_CONFIG", value_name = "FILE")]
+    audit_config: Option<PathBuf>,
+
+    /// Prune audit events older than this many days (whole sealed segments; what remains
+    /// still verifies). Overrides `retention_days` of --audit-config. Default: keep all.
+    #[arg(long, env = "COFFER_AUDIT_RETENTION_DAYS", value_name = "DAYS")]
+    audit_retention_days: Option<u32>,
+
+    /// Record nothing in the audit trail. Only for measuring what auditing costs; a server
+    /// without its trail cannot tell anyone who read which secret.
+    #[arg(long)]
+    no_audit: bool,
+
     #[command(flatten)]
     root_key: crate::root_key::RootKeyFlags,
 }
@@ -196,6 +214,22 @@ fn config_from(args: ServerArgs, explicit: ExplicitFlags) -> Result<ServerConfig
                 "{e}; fix the file given with --rotation-functions (see `coffer server --help`)"
             )
         })?;
+    }
+    config.audit.enabled = !args.no_audit;
+    if let Some(file) = &args.audit_config {
+        config.audit.settings = coffer_server::AuditSettings::from_file(file).map_err(|e| {
+            anyhow!("{e}; fix the file given with --audit-config (see `coffer server --help`)")
+        })?;
+        config.audit.retention = config.audit.settings.retention;
+    }
+    if let Some(days) = args.audit_retention_days {
+        if days == 0 {
+            return Err(usage(
+                "server",
+                "--audit-retention-days must be at least 1 (leave it out to keep every event)",
+            ));
+        }
+        config.audit.retention = Some(Duration::from_secs(u64::from(days) * 86_400));
     }
     Ok(config)
 }

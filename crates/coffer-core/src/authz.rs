@@ -428,6 +428,23 @@ impl<S: Store> Coffer<S> {
         }
     }
 
+    /// The unique id (`AIDA…`) of an IAM user calling with a long-term key, from the cached
+    /// policies (for the audit trail's `principalId`).
+    pub(crate) async fn user_principal_id(&self, caller: &Caller) -> Option<String> {
+        let name = caller.user_name()?;
+        let entry = self
+            .principal_policies(
+                caller,
+                PrincipalKind::User,
+                &caller.principal_arn,
+                name,
+                None,
+            )
+            .await
+            .ok()?;
+        entry.principal.as_ref().map(|p| p.principal_id.clone())
+    }
+
     /// The identity-based policies of the calling user, or of the role of a role session,
     /// parsed; cached per credentials epoch and keyed by the user's or role's ARN, so a hit
     /// costs no allocation. `unique_id` is the id (`AIDA…`, `AROA…`) a session was issued

@@ -51,6 +51,10 @@ pub enum CoreError {
     /// A KMS error, with KMS's own exception name (the KMS model has codes of its own).
     #[error("{message}")]
     Kms { code: KmsCode, message: String },
+    /// A CloudTrail error, with CloudTrail's own exception name (`LookupEvents`' validation:
+    /// `InvalidLookupAttributesException`, `InvalidTimeRangeException`, …), HTTP 400.
+    #[error("{message}")]
+    CloudTrail { code: &'static str, message: String },
     /// Something failed inside coffer; the message is for the operator's log, the client sees
     /// AWS's generic `InternalServiceError`.
     #[error("internal error: {0}")]

@@ -73,6 +73,11 @@ pub(crate) fn mfa_seed_aad(account_id: &str, serial_number: &str) -> Vec<u8> {
     .join(&0u8)
 }
 
+/// A key of the service itself (the audit signing key) is bound to its name.
+pub(crate) fn service_key_aad(name: &str) -> Vec<u8> {
+    [b"coffer/service-key/v1".as_slice(), name.as_bytes()].join(&0u8)
+}
+
 pub(crate) fn access_key_aad(access_key_id: &str) -> Vec<u8> {
     [b"coffer/access-key/v1".as_slice(), access_key_id.as_bytes()].join(&0u8)
 }
@@ -254,6 +259,18 @@ impl Keyring {
                     "the seed of MFA device {serial_number} cannot be opened with its account key"
                 ))
             })
+    }
+
+    /// Seals a key of the service itself (the audit signing key's PKCS#8) under the root key.
+    pub fn seal_service_key(&self, name: &str, key: &[u8]) -> Result<Vec<u8>, CoreError> {
+        self.root_seal(key, &service_key_aad(name))
+    }
+
+    /// Opens a key sealed by [`Keyring::seal_service_key`].
+    pub fn open_service_key(&self, name: &str, sealed: &[u8]) -> Result<SecretBytes, CoreError> {
+        self.root()?
+            .open(sealed, &service_key_aad(name))
+            .map_err(root_failure("opening a service key"))
     }
 
     pub fn seal_access_secret(

@@ -1886,9 +1886,22 @@ impl<S: Store> Coffer<S> {
         let now = self.clock.now_millis();
         let due = self.store.kms_keys_due_for_deletion(now).await?;
         for key_id in &due {
+            let record = self.store.get_kms_key(key_id).await?;
             self.store.destroy_kms_key(key_id).await?;
             self.kms_cache.invalidate(key_id);
             tracing::info!(key = %key_id, "destroyed KMS key at the end of its waiting period");
+            if let Some(k) = record {
+                let arn = format!("arn:aws:kms:{}:{}:key/{}", k.region, k.account_id, k.key_id);
+                self.record_service_event(crate::audit::ServiceEvent {
+                    source: crate::audit::EventSource::Kms,
+                    event_name: "DeleteKey",
+                    account_id: &k.account_id,
+                    region: &k.region,
+                    resource: crate::audit::Resource::kms_key(arn),
+                    details: serde_json::json!({ "keyId": k.key_id }),
+                })
+                .await;
+            }
         }
         let mut rotated = 0;
         for key_id in self.store.kms_keys_due_for_rotation(now).await? {
@@ -1902,6 +1915,15 @@ impl<S: Store> Coffer<S> {
             self.rotate_material(&key_id, "AUTOMATIC").await?;
             rotated += 1;
             tracing::info!(key = %key.arn, "rotated KMS key material");
+            self.record_service_event(crate::audit::ServiceEvent {
+                source: crate::audit::EventSource::Kms,
+                event_name: "RotateKey",
+                account_id: &key.record.account_id,
+                region: &key.record.region,
+                resource: crate::audit::Resource::kms_key(key.arn.clone()),
+                details: serde_json::json!({ "keyId": key.record.key_id, "rotationType": "AUTOMATIC" }),
+            })
+            .await;
         }
         Ok((due.len(), rotated))
     }

@@ -7,6 +7,7 @@
 //! `coffer-protocol`, and persistence goes through the `coffer_store::Store` trait, which
 //! only ever receives ciphertext. Time comes from an injected [`clock::Clock`].
 
+pub mod audit;
 mod authz;
 pub mod clock;
 mod error;
@@ -90,6 +91,8 @@ pub struct Coffer<S: Store = SqliteStore> {
     data_dir: Option<std::path::PathBuf>,
     /// One root key rotation at a time.
     root_rotation: tokio::sync::Mutex<()>,
+    /// The audit trail, once the server opened it (`None` for a bare store and offline tools).
+    audit: std::sync::OnceLock<Arc<audit::AuditTrail>>,
 }
 
 impl Coffer<SqliteStore> {
@@ -133,7 +136,13 @@ impl Coffer<SqliteStore> {
                 .map_err(|e| {
                     CoreError::Internal(format!("cannot start a runtime for init: {e}"))
                 })?;
-            runtime.block_on(coffer.create_account(account_id.as_deref()))
+            runtime.block_on(async {
+                let outcome = coffer.create_account(account_id.as_deref()).await?;
+                // The audit log's signing key is made with the data directory, so its public
+                // half can be exported before the server first starts.
+                coffer.audit_signing_key().await?;
+                Ok(outcome)
+            })
         })
         .join()
         .map_err(|_| CoreError::Internal("init thread panicked".into()))?
@@ -183,6 +192,7 @@ impl<S: Store> Coffer<S> {
             rotation: rotation::RotationRuntime::default(),
             data_dir: None,
             root_rotation: tokio::sync::Mutex::new(()),
+            audit: std::sync::OnceLock::new(),
         }
     }
 
@@ -192,5 +202,10 @@ impl<S: Store> Coffer<S> {
 
     pub fn now_millis(&self) -> i64 {
         self.clock.now_millis()
+    }
+
+    /// The audit trail, when one is open.
+    pub fn audit(&self) -> Option<&Arc<audit::AuditTrail>> {
+        self.audit.get()
     }
 }

@@ -10,7 +10,7 @@
 
 use coffer_store::{RootSealed, RootSealedKind, Store};
 
-use crate::keyring::{access_key_aad, account_key_aad, key_material_aad};
+use crate::keyring::{access_key_aad, account_key_aad, key_material_aad, service_key_aad};
 use crate::{Coffer, CoreError};
 
 /// How a rotation went.
@@ -34,6 +34,7 @@ fn aad(item: &RootSealed) -> Vec<u8> {
             item.key_arn.as_deref().unwrap_or_default(),
             item.material_id.as_deref().unwrap_or_default(),
         ),
+        RootSealedKind::ServiceKey => service_key_aad(&item.id),
     }
 }
 

@@ -624,6 +624,31 @@ impl<S: Store> Coffer<S> {
         if let Err(e) = self.store.append_rotation_event(record).await {
             tracing::warn!(secret = %rec.arn, event, error = %e, "could not record a rotation event");
         }
+        // The four events Secrets Manager itself writes to CloudTrail. The step's error text
+        // stays in the rotation history (`coffer rotation status`): a function's output could
+        // quote the credentials it was making.
+        if matches!(
+            event,
+            "RotationStarted" | "RotationSucceeded" | "RotationFailed" | "RotationAbandoned"
+        ) {
+            let mut details = serde_json::Map::new();
+            details.insert("secretId".into(), rec.arn.clone().into());
+            if let Some(token) = token {
+                details.insert("versionId".into(), token.into());
+            }
+            if let Some(step) = step {
+                details.insert("step".into(), step.into());
+            }
+            self.record_service_event(crate::audit::ServiceEvent {
+                source: crate::audit::EventSource::SecretsManager,
+                event_name: event,
+                account_id: &rec.account_id,
+                region: &rec.region,
+                resource: crate::audit::Resource::secret(rec.arn.clone()),
+                details: details.into(),
+            })
+            .await;
+        }
     }
 
     // ---------- operator views ----------

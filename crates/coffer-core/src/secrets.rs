@@ -1689,8 +1689,22 @@ impl<S: Store> Coffer<S> {
             .secrets_due_for_purge(self.clock.now_millis())
             .await?;
         for arn in &due {
+            let record = self.store.get_secret_by_arn(arn).await?;
             self.store.purge_secret(arn).await?;
             tracing::info!(secret = %arn, "purged secret at the end of its recovery window");
+            if let Some(rec) = record {
+                // Named like KMS's `DeleteKey` service event for a key deleted at the end of
+                // its waiting period (KMS developer guide, "DeleteKey" CloudTrail example).
+                self.record_service_event(crate::audit::ServiceEvent {
+                    source: crate::audit::EventSource::SecretsManager,
+                    event_name: "DeleteSecret",
+                    account_id: &rec.account_id,
+                    region: &rec.region,
+                    resource: crate::audit::Resource::secret(rec.arn.clone()),
+                    details: serde_json::json!({ "secretId": rec.arn, "name": rec.name }),
+                })
+                .await;
+            }
         }
         self.kms_run_due().await?;
         Ok(due.len())

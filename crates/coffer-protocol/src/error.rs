@@ -56,6 +56,7 @@ impl From<CoreError> for ApiError {
             CoreError::MalformedPolicy(_) => ("MalformedPolicyDocumentException", 400),
             CoreError::PublicPolicy(_) => ("PublicPolicyException", 400),
             CoreError::Kms { code, .. } => (code.as_str(), 400),
+            CoreError::CloudTrail { code, .. } => (*code, 400),
             CoreError::Internal(_) => ("InternalServiceError", 500),
         };
         let message = match e {
@@ -93,7 +94,8 @@ impl ApiError {
             | CoreError::InvalidNextToken(_)
             | CoreError::DecryptionFailure(_)
             | CoreError::EncryptionFailure(_)
-            | CoreError::Kms { .. } => ("InvalidInput", 400),
+            | CoreError::Kms { .. }
+            | CoreError::CloudTrail { .. } => ("InvalidInput", 400),
             CoreError::Internal(_) => ("ServiceFailure", 500),
         };
         let api = ApiError::from(e);

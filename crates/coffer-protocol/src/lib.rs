@@ -5,7 +5,9 @@
 //! It must never decide domain rules (those are the core's) nor know the HTTP server (the
 //! server hands it a fully read request and sends back what it returns).
 
+mod audit;
 mod auth;
+mod cloudtrail;
 pub mod error;
 mod iam;
 mod kms;
@@ -17,7 +19,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use coffer_core::Coffer;
+use coffer_core::audit::{ApiCall, EventSource};
+use coffer_core::{Caller, Coffer};
+use serde_json::Value;
 
 use crate::auth::Authenticator;
 pub use crate::error::{ApiError, error_response};
@@ -48,6 +52,7 @@ pub struct Endpoint {
 enum Service {
     SecretsManager,
     Kms,
+    CloudTrail,
 }
 
 impl Service {
@@ -55,7 +60,51 @@ impl Service {
         match self {
             Service::SecretsManager => "secretsmanager",
             Service::Kms => "kms",
+            Service::CloudTrail => "cloudtrail",
         }
+    }
+
+    fn event_source(self) -> EventSource {
+        match self {
+            Service::SecretsManager => EventSource::SecretsManager,
+            Service::Kms => EventSource::Kms,
+            Service::CloudTrail => EventSource::CloudTrail,
+        }
+    }
+}
+
+/// What the endpoint learned of a call while serving it, for the call's audit event.
+struct CallFacts {
+    source: EventSource,
+    event_name: String,
+    caller: Option<Caller>,
+}
+
+impl Default for CallFacts {
+    fn default() -> Self {
+        Self {
+            source: EventSource::Unknown,
+            event_name: String::new(),
+            caller: None,
+        }
+    }
+}
+
+/// An operation name as a client sent it, fit for an event: printable ASCII, at most 128
+/// characters (an unknown target is recorded too, and must not bloat or break the log).
+fn event_name(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(128)
+        .collect()
+}
+
+/// Why a call was not answered: its event could not be recorded.
+fn audit_unavailable() -> ApiError {
+    ApiError {
+        code: "InternalFailure",
+        message: "The request could not be recorded in the audit trail, so it was not answered. Try again; if it persists, the operator should look at the server's log.".into(),
+        status: 500,
     }
 }
 
@@ -99,7 +148,8 @@ impl Endpoint {
     }
 
     /// Handles one AWS API request whose body has been read in full (the server enforces the
-    /// body size limit before calling this).
+    /// body size limit before calling this). Every call, answered or refused, is recorded in
+    /// the audit trail before its response leaves.
     pub async fn handle(
         &self,
         request: http::Request<Bytes>,
@@ -112,7 +162,36 @@ impl Endpoint {
                 .handle_query(&parts, &body, source_ip, &request_id)
                 .await;
         }
-        let result = self.run(&parts, &body, source_ip).await;
+        let mut facts = CallFacts::default();
+        let mut result = self.run(&parts, &body, source_ip, &mut facts).await;
+        if self.coffer.audit().is_some() {
+            let request = audit::json_parameters(&body);
+            let answer = result.as_ref().ok().map(Vec::as_slice);
+            let resources = audit::json_resources(facts.source, request.as_ref(), answer);
+            let response = match &result {
+                Ok(answer)
+                    if !coffer_core::audit::is_read_only(facts.source, &facts.event_name) =>
+                {
+                    audit::json_parameters(answer)
+                }
+                _ => None,
+            };
+            let recorded = self
+                .record(
+                    &parts,
+                    source_ip,
+                    &request_id,
+                    &facts,
+                    request,
+                    response,
+                    result.as_ref().err(),
+                    resources,
+                )
+                .await;
+            if let Err(e) = recorded {
+                result = Err(e);
+            }
+        }
         match result {
             Ok(body) => {
                 let mut resp = http::Response::new(Bytes::from(body));
@@ -130,6 +209,54 @@ impl Endpoint {
         }
     }
 
+    /// Appends a call's event; an error means the call must not be answered with its result.
+    #[allow(clippy::too_many_arguments)]
+    async fn record(
+        &self,
+        parts: &http::request::Parts,
+        source_ip: IpAddr,
+        request_id: &str,
+        facts: &CallFacts,
+        request: Option<Value>,
+        response: Option<Value>,
+        error: Option<&ApiError>,
+        resources: Vec<coffer_core::audit::Resource>,
+    ) -> Result<(), ApiError> {
+        // An unauthenticated call is recorded under the key id and region it claimed.
+        let claim = match &facts.caller {
+            Some(_) => None,
+            None => coffer_sigv4::parse_claim(parts).ok(),
+        };
+        let region = facts
+            .caller
+            .as_ref()
+            .map(|c| c.region.as_str())
+            .or(claim.as_ref().map(|c| c.region.as_str()))
+            .unwrap_or("us-east-1");
+        let user_agent = parts
+            .headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok());
+        let call = ApiCall {
+            source: facts.source,
+            event_name: &facts.event_name,
+            caller: facts.caller.as_ref(),
+            claimed_access_key_id: claim.as_ref().map(|c| c.access_key_id.as_str()),
+            region,
+            source_ip,
+            user_agent,
+            request_id,
+            request_parameters: request.map(coffer_core::audit::redact),
+            response_elements: response.map(coffer_core::audit::redact),
+            error: error.map(|e| (e.code, e.message.as_str())),
+            resources,
+        };
+        self.coffer
+            .record_api_call(call)
+            .await
+            .map_err(|_| audit_unavailable())
+    }
+
     /// The query protocol: IAM (`Version=2010-05-08`) and STS (`Version=2011-06-15`).
     async fn handle_query(
         &self,
@@ -143,8 +270,17 @@ impl Endpoint {
             Some(sts::VERSION) => sts::NAMESPACE,
             _ => iam::NAMESPACE,
         };
+        let mut facts = CallFacts::default();
+        if let Ok(f) = &form {
+            facts.source = match f.get("Version") {
+                Some(sts::VERSION) => EventSource::Sts,
+                Some(iam::VERSION) => EventSource::Iam,
+                _ => EventSource::Unknown,
+            };
+            facts.event_name = event_name(f.get("Action").unwrap_or_default());
+        }
         let outcome = async {
-            let form = form?;
+            let form = form.as_ref().map_err(Clone::clone)?;
             let action = form
                 .get("Action")
                 .ok_or_else(|| ApiError::new("MissingAction", "Missing Action"))?;
@@ -158,6 +294,7 @@ impl Endpoint {
                 .authenticate(&self.coffer, parts, body, signing_name, source_ip)
                 .await
                 .map_err(query_auth_error)?;
+            let caller = &*facts.caller.insert(caller);
             let result = match version {
                 iam::VERSION => {
                     // Credentials from GetSessionToken "cannot call any IAM API operations unless
@@ -169,9 +306,9 @@ impl Endpoint {
                     {
                         return Err(query_auth_error(auth::unrecognized()));
                     }
-                    iam::dispatch(&self.coffer, &caller, action, &form).await
+                    iam::dispatch(&self.coffer, caller, action, form).await
                 }
-                sts::VERSION => sts::dispatch(&self.coffer, &caller, action, &form).await,
+                sts::VERSION => sts::dispatch(&self.coffer, caller, action, form).await,
                 other => Err(ApiError::new(
                     "InvalidAction",
                     format!("Could not find operation {action} for version {other}"),
@@ -180,6 +317,31 @@ impl Endpoint {
             result.map(|r| (action.to_string(), r))
         }
         .await;
+        let mut outcome = outcome;
+        if self.coffer.audit().is_some() {
+            let form = form.as_ref().ok();
+            let request = form.and_then(audit::form_parameters);
+            let resources = form
+                .map(|f| audit::form_resources(&facts.event_name, f))
+                .unwrap_or_default();
+            // CloudTrail keeps the answer of calls that change something, and of the STS
+            // calls that issue credentials (their key id ties later calls to this one).
+            let keeps_answer = !coffer_core::audit::is_read_only(facts.source, &facts.event_name)
+                || matches!(facts.event_name.as_str(), "AssumeRole" | "GetSessionToken");
+            let response = match &outcome {
+                Ok((_, Some(xml))) if keeps_answer => audit::xml_elements(xml),
+                _ => None,
+            };
+            let error = outcome.as_ref().err();
+            let recorded = self
+                .record(
+                    parts, source_ip, request_id, &facts, request, response, error, resources,
+                )
+                .await;
+            if let Err(e) = recorded {
+                outcome = Err(e);
+            }
+        }
         match outcome {
             Ok((action, result)) => query::success(&action, namespace, result, request_id),
             Err(e) => query::failure(&e, namespace, request_id),
@@ -191,36 +353,50 @@ impl Endpoint {
         parts: &http::request::Parts,
         body: &[u8],
         source_ip: IpAddr,
+        facts: &mut CallFacts,
     ) -> Result<Vec<u8>, ApiError> {
         let target = parts
             .headers
             .get("x-amz-target")
             .and_then(|v| v.to_str().ok());
-        let (service, operation) = match target.and_then(|t| t.split_once('.')) {
+        // botocore's CloudTrail target is `com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.Op`:
+        // the operation is after the last dot.
+        let split = target.and_then(|t| t.rsplit_once('.'));
+        facts.event_name = event_name(split.map_or(target.unwrap_or_default(), |(_, op)| op));
+        let (service, operation) = match split {
             Some(("secretsmanager", op)) => (Service::SecretsManager, op),
             Some(("TrentService", op)) => (Service::Kms, op),
+            Some((
+                "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101" | "CloudTrail_20131101",
+                op,
+            )) => (Service::CloudTrail, op),
             Some((prefix, _)) => {
                 // Authenticate first so an unauthenticated probe learns nothing.
-                self.auth
+                let caller = self
+                    .auth
                     .authenticate(&self.coffer, parts, body, None, source_ip)
                     .await?;
+                facts.caller = Some(caller);
                 return Err(ApiError::new(
                     "UnknownOperationException",
                     format!(
-                        "coffer does not serve the {prefix} API; supported: secretsmanager, kms (TrentService)"
+                        "coffer does not serve the {prefix} API; supported: secretsmanager, kms (TrentService), cloudtrail (LookupEvents)"
                     ),
                 ));
             }
             None => {
-                self.auth
+                let caller = self
+                    .auth
                     .authenticate(&self.coffer, parts, body, None, source_ip)
                     .await?;
+                facts.caller = Some(caller);
                 return Err(ApiError::new(
                     "UnknownOperationException",
                     "The request has no valid X-Amz-Target header.",
                 ));
             }
         };
+        facts.source = service.event_source();
         let caller = self
             .auth
             .authenticate(
@@ -231,11 +407,15 @@ impl Endpoint {
                 source_ip,
             )
             .await?;
+        let caller = &*facts.caller.insert(caller);
         match service {
             Service::SecretsManager => {
-                secretsmanager::dispatch(&self.coffer, &caller, operation, body).await
+                secretsmanager::dispatch(&self.coffer, caller, operation, body).await
             }
-            Service::Kms => kms::dispatch(&self.coffer, &caller, operation, body).await,
+            Service::Kms => kms::dispatch(&self.coffer, caller, operation, body).await,
+            Service::CloudTrail => {
+                cloudtrail::dispatch(&self.coffer, caller, operation, body).await
+            }
         }
     }
 }

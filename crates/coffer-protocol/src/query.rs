@@ -58,6 +58,12 @@ impl Form {
         Ok(Self { params })
     }
 
+    /// Every `(name, value)` pair, in the order sent.
+    #[must_use]
+    pub fn params(&self) -> &[(String, String)] {
+        &self.params
+    }
+
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&str> {
         self.params

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use coffer_crypto::SecretBytes;
 use coffer_rotation::invoke::{
-    CallbackCredentials, FunctionTarget, InvokeErrorKind, OutcomeDetail, RotationEvent,
-    RotationFunction, Step, Target, Webhook, invoke_webhook, verify_webhook_signature,
+    CallbackCredentials, FunctionTarget, InvokeErrorKind, OutcomeDetail, PostError, RotationEvent,
+    RotationFunction, Step, Target, Webhook, invoke_webhook, post, verify_webhook_signature,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -477,4 +477,153 @@ async fn https_without_a_bundle_trusts_only_the_web_pki() {
     };
     assert!(reason.contains("UnknownIssuer"), "{reason}");
     assert!(err.to_string().contains("TLS handshake failed"), "{err}");
+}
+
+// The generic POST (audit sinks and alerts) shares the client.
+
+#[tokio::test]
+async fn post_sends_the_body_signed_with_no_credentials() {
+    let (base, server) = one_shot("202 Accepted", "", b"queued".to_vec()).await;
+    let secret = SecretBytes::from(SIGNING_SECRET.to_owned());
+    let body = bytes::Bytes::from_static(b"{\"a\":1}\n{\"b\":2}\n");
+    let response = post(
+        &format!("{base}/ingest"),
+        body.clone(),
+        "application/x-ndjson",
+        Some(&secret),
+        None,
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let seen = server.await.unwrap();
+    assert_eq!(seen.request_line, "POST /ingest HTTP/1.1");
+    assert_eq!(seen.header("content-type"), Some("application/x-ndjson"));
+    assert_eq!(seen.body, body.as_ref());
+    assert!(seen.header("x-coffer-session-token").is_none());
+    assert!(seen.header("x-coffer-access-key-id").is_none());
+    assert!(verify_webhook_signature(
+        SIGNING_SECRET.as_bytes(),
+        seen.header("x-coffer-timestamp").unwrap(),
+        &seen.body,
+        seen.header("x-coffer-signature").unwrap(),
+        SystemTime::now(),
+        Duration::from_secs(300),
+    ));
+    assert_eq!(response.status, 202);
+    assert!(response.is_success());
+    assert_eq!(response.body, "queued");
+}
+
+#[tokio::test]
+async fn post_reports_any_status_and_redacts_the_signing_secret() {
+    let echo = format!("bad signature {SIGNING_SECRET}").into_bytes();
+    let (base, server) = one_shot("401 Unauthorized", "", echo).await;
+    let secret = SecretBytes::from(SIGNING_SECRET.to_owned());
+    let response = post(
+        &base,
+        bytes::Bytes::from_static(b"{}"),
+        "application/json",
+        Some(&secret),
+        None,
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    server.await.unwrap();
+    assert_eq!(response.status, 401);
+    assert!(!response.is_success());
+    assert!(!response.body.contains(SIGNING_SECRET), "{}", response.body);
+    assert!(
+        response.body.starts_with("bad signature"),
+        "{}",
+        response.body
+    );
+
+    let (base, _server) = one_shot("302 Found", "Location: /elsewhere\r\n", Vec::new()).await;
+    let response = post(
+        &base,
+        bytes::Bytes::from_static(b"{}"),
+        "application/json",
+        None,
+        None,
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status, 302);
+    assert_eq!(response.location.as_deref(), Some("/elsewhere"));
+}
+
+#[tokio::test]
+async fn post_errors_say_what_failed() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let post_to = |url: String, content_type: &'static str| async move {
+        post(
+            &url,
+            bytes::Bytes::new(),
+            content_type,
+            None,
+            None,
+            Duration::from_secs(5),
+        )
+        .await
+    };
+    let err = post_to(format!("http://{addr}/"), "application/json")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PostError::Connect { .. }), "{err:?}");
+    assert!(err.to_string().contains("could not connect"), "{err}");
+    let err = post_to("ftp://127.0.0.1/".into(), "application/json")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PostError::Config { .. }), "{err:?}");
+    let err = post_to(format!("http://{addr}/"), "text/plain\n")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PostError::Config { .. }), "{err:?}");
+
+    // A server that accepts and never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", silent.local_addr().unwrap());
+    let _hold = tokio::spawn(async move {
+        let (_stream, _) = silent.accept().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    });
+    let started = Instant::now();
+    let err = post(
+        &url,
+        bytes::Bytes::new(),
+        "application/json",
+        None,
+        None,
+        Duration::from_millis(300),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, PostError::Timeout { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn post_over_https_uses_the_ca_bundle() {
+    let (port, cert_pem, server) = tls_one_shot().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("ca.pem");
+    std::fs::write(&bundle, cert_pem).unwrap();
+    let response = post(
+        &format!("https://localhost:{port}/ingest"),
+        bytes::Bytes::from_static(b"{}\n"),
+        "application/x-ndjson",
+        None,
+        Some(&bundle),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let seen = server.await.unwrap().expect("the handshake succeeded");
+    assert_eq!(seen.body, b"{}\n");
+    assert_eq!((response.status, response.body.as_str()), (200, "tls ok"));
 }

@@ -56,7 +56,7 @@ pub const ADMIN_SOCKET: &str = "admin.sock";
 /// JSON (a URL, a program's arguments).
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
-const KNOWN_REQUESTS: &str = "rotate-root-key, create-account [ID], list-accounts, rotation-status [ARN], rotation-retry ARN, rotation-cancel ARN, rotation-function-register JSON, rotation-function-list ACCOUNT, rotation-function-remove ARN";
+const KNOWN_REQUESTS: &str = "rotate-root-key, create-account [ID], list-accounts, rotation-status [ARN], rotation-retry ARN, rotation-cancel ARN, rotation-function-register JSON, rotation-function-list ACCOUNT, rotation-function-remove ARN, audit-public-key";
 
 /// The admin socket of a running server; removes its file when dropped.
 pub(crate) struct AdminSocket {
@@ -142,6 +142,7 @@ async fn answer(
         ("create-account", []) => create_account(coffer, None).await,
         ("create-account", [id]) => create_account(coffer, Some(id)).await,
         ("list-accounts", []) => list_accounts(coffer).await,
+        ("audit-public-key", []) => audit_public_key(coffer).await,
         ("rotation-status", []) => rotation_status(coffer, None).await,
         ("rotation-status", [arn]) => rotation_status(coffer, Some(arn)).await,
         ("rotation-retry", [arn]) => rotation_retry(coffer, arn).await,
@@ -170,6 +171,14 @@ pub async fn create_account(coffer: &Coffer, account_id: Option<&str>) -> serde_
                 outcome.account_id
             )}),
         },
+        Err(e) => serde_json::json!({"error": e.to_string()}),
+    }
+}
+
+/// The answer to `audit-public-key`: the audit log's Ed25519 public key as PEM and its id.
+pub async fn audit_public_key(coffer: &Coffer) -> serde_json::Value {
+    match coffer.audit_public_key().await {
+        Ok(key) => serde_json::json!({ "pem": key.to_pem(), "key_id": key.key_id() }),
         Err(e) => serde_json::json!({"error": e.to_string()}),
     }
 }

@@ -64,6 +64,30 @@ pub struct ServerConfig {
     /// Registered (or replaced) after the store opens and before the server serves; one that
     /// cannot be registered stops the start ([`ServerError::RotationFunction`]).
     pub rotation_functions: Vec<RotationFunctionConfig>,
+    /// The audit trail: on unless turned off (`--no-audit`, for comparison benchmarks).
+    pub audit: AuditOptions,
+}
+
+/// How the audit trail runs.
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    /// Record every call (the default). Off, nothing is recorded and LookupEvents fails.
+    pub enabled: bool,
+    /// Events older than this are pruned (whole segments, so verification still holds).
+    /// `None` keeps everything.
+    pub retention: Option<Duration>,
+    /// Sinks and alert rules (`--audit-config FILE`).
+    pub settings: crate::sinks::AuditSettings,
+}
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            retention: None,
+            settings: crate::sinks::AuditSettings::default(),
+        }
+    }
 }
 
 /// Where the data lives.
@@ -135,6 +159,7 @@ impl ServerConfig {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             unlock: Arc::new(Unlock::File),
             rotation_functions: Vec::new(),
+            audit: AuditOptions::default(),
         }
     }
 

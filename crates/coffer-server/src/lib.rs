@@ -26,20 +26,22 @@ mod data_dir;
 mod error;
 mod routes;
 mod server;
+mod sinks;
 mod tls;
 
 pub use admin::{
-    ADMIN_SOCKET, MAX_REQUEST_BYTES, create_account, list_accounts, rotation_cancel,
-    rotation_function_list, rotation_function_register, rotation_function_remove, rotation_retry,
-    rotation_status,
+    ADMIN_SOCKET, MAX_REQUEST_BYTES, audit_public_key, create_account, list_accounts,
+    rotation_cancel, rotation_function_list, rotation_function_register, rotation_function_remove,
+    rotation_retry, rotation_status,
 };
 pub use coffer_protocol::AuthMode;
 pub use config::{
-    DEFAULT_DEV_ACCOUNT_ID, DEFAULT_DEV_LISTEN, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_PURGE_INTERVAL, DEFAULT_SHUTDOWN_GRACE, DEV_REGION, DevOptions,
+    AuditOptions, DEFAULT_DEV_ACCOUNT_ID, DEFAULT_DEV_LISTEN, DEFAULT_LISTEN,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_PURGE_INTERVAL, DEFAULT_SHUTDOWN_GRACE, DEV_REGION, DevOptions,
     MAX_FUNCTION_TIMEOUT_SECS, Mode, RotationFunctionConfig, ServerConfig, Transport,
 };
 pub use data_dir::is_initialised;
 pub use error::ServerError;
-pub use server::{DevCredentials, Server, serve};
+pub use server::{AUDIT_DIR, DevCredentials, Server, serve};
+pub use sinks::AuditSettings;
 pub use tls::{TlsFiles, write_tls_certificate};

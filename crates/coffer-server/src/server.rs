@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use coffer_audit::AuditConfig;
 use coffer_core::clock::{Clock, ManualClock, SystemClock};
 use coffer_core::{Coffer, InitOptions, SecretBytes};
 use coffer_protocol::{AuthMode, Endpoint};
@@ -21,10 +22,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use crate::admin::{self, AdminSocket};
-use crate::config::{DEV_REGION, DevOptions, Mode, ServerConfig, Transport};
+use crate::config::{AuditOptions, DEV_REGION, DevOptions, Mode, ServerConfig, Transport};
 use crate::data_dir::require_initialised;
 use crate::error::ServerError;
 use crate::routes::App;
+use crate::sinks;
 use crate::tls::load_server_config;
 
 /// A client that opens a connection and stalls the handshake holds a task and a socket.
@@ -34,6 +36,8 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// After a failed `accept` that is not about one connection (out of file descriptors, say),
 /// wait before trying again instead of spinning.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
+/// The audit log's directory inside the data directory.
+pub const AUDIT_DIR: &str = "audit";
 
 /// The dev account's root credentials, for the `export AWS_…` lines.
 #[derive(Debug)]
@@ -53,6 +57,7 @@ pub struct Server {
     app: Arc<App>,
     purge_interval: Duration,
     shutdown_grace: Duration,
+    audit: AuditOptions,
     dev_credentials: Option<DevCredentials>,
     /// The operator's socket, bound with the server and served while it runs.
     admin: Option<AdminSocket>,
@@ -92,6 +97,16 @@ impl Server {
             dev,
         } = opened;
         admin::register_rotation_functions(&coffer, &config.rotation_functions).await?;
+        // Opened before the first request can arrive, so that no call goes unrecorded; a log
+        // that cannot be opened stops the start.
+        if config.audit.enabled {
+            coffer
+                .open_audit(&data_dir.join(AUDIT_DIR), AuditConfig::default())
+                .await
+                .map_err(|e| ServerError::Startup(format!("cannot open the audit log: {e}")))?;
+        } else {
+            tracing::warn!("the audit trail is OFF (--no-audit): no call is recorded");
+        }
         let local_addr = listener
             .local_addr()
             .map_err(|source| ServerError::Listen {
@@ -132,6 +147,7 @@ impl Server {
             app: Arc::new(app),
             purge_interval: config.purge_interval,
             shutdown_grace: config.shutdown_grace,
+            audit: config.audit.clone(),
             dev_credentials,
             dev_data_dir,
         })
@@ -174,11 +190,22 @@ impl Server {
             shutdown_grace,
             dev_data_dir,
             admin,
+            audit,
             ..
         } = self;
         tracing::info!(addr = %local_addr, tls = tls.is_some(), "coffer is listening");
 
-        let purge = tokio::spawn(purge_periodically(app.coffer.clone(), purge_interval));
+        let purge = tokio::spawn(purge_periodically(
+            app.coffer.clone(),
+            purge_interval,
+            audit.retention,
+        ));
+        // Sinks and alerts read the durable log on their own tasks: a slow or failing one
+        // falls behind and catches up, and never holds a request.
+        let sinks = app
+            .coffer
+            .audit()
+            .map(|trail| sinks::start(trail.log().clone(), &audit.settings));
         // Rotation functions call back here; a wildcard listen address is reached on loopback.
         let callback_ip = if local_addr.ip().is_unspecified() {
             std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
@@ -233,6 +260,15 @@ impl Server {
             .is_err()
         {
             tracing::warn!(grace = ?shutdown_grace, "some connections did not finish in time and were dropped");
+        }
+        if let Some(sinks) = sinks {
+            sinks.stop().await;
+        }
+        // Seals the log (a final signed digest and head), so a clean stop verifies complete.
+        if let Some(trail) = app.coffer.audit()
+            && let Err(e) = trail.log().close().await
+        {
+            tracing::error!(error = %e, "the audit log did not close cleanly; it is recovered at the next start");
         }
         drop(app);
         drop(dev_data_dir);
@@ -455,14 +491,14 @@ async fn schedule_rotations(coffer: Arc<Coffer>) {
 
 /// Purges due secrets every `every`, starting now. A failed or panicking purge is logged and
 /// retried at the next tick; it never stops the server.
-async fn purge_periodically(coffer: Arc<Coffer>, every: Duration) {
+async fn purge_periodically(coffer: Arc<Coffer>, every: Duration, retention: Option<Duration>) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let coffer = coffer.clone();
+        let task = coffer.clone();
         // Its own task, so a panic inside the store surfaces here as a JoinError.
-        match tokio::spawn(async move { coffer.purge_due().await }).await {
+        match tokio::spawn(async move { task.purge_due().await }).await {
             Ok(Ok(0)) => tracing::debug!("purge: nothing due"),
             Ok(Ok(purged)) => tracing::info!(purged, "purged secrets whose recovery window ended"),
             Ok(Err(e)) => tracing::warn!(error = %e, "purge failed; retrying at the next interval"),
@@ -470,5 +506,29 @@ async fn purge_periodically(coffer: Arc<Coffer>, every: Duration) {
                 tracing::error!(error = %e, "purge task panicked; retrying at the next interval")
             }
         }
+        if let (Some(retention), Some(trail)) = (retention, coffer.audit()) {
+            prune_audit(trail.log().clone(), retention).await;
+        }
+    }
+}
+
+/// Removes audit segments sealed longer ago than `retention`. The log's seals carry the
+/// system clock's time, so the cutoff does too (not the service's injectable clock).
+async fn prune_audit(log: Arc<coffer_audit::AuditLog>, retention: Duration) {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let cutoff = now_ms.saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+    match tokio::task::spawn_blocking(move || log.prune(cutoff)).await {
+        Ok(Ok(outcome)) if outcome.removed_segments > 0 => tracing::info!(
+            removed_segments = outcome.removed_segments,
+            first_retained_seq = ?outcome.first_retained_seq,
+            "pruned audit events past their retention"
+        ),
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "audit retention pruning failed; retrying at the next interval")
+        }
+        Err(e) => tracing::error!(error = %e, "audit pruning task failed"),
     }
 }

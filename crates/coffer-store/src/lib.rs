@@ -84,6 +84,8 @@ pub enum RootSealedKind {
     AccessKeySecret,
     /// A KMS key's material version, by key id and material id.
     KeyMaterial,
+    /// A key of the service itself (`service_keys.sealed`), by name.
+    ServiceKey,
 }
 
 /// A blob sealed under the root key and where it lives (for root key rotation).
@@ -194,6 +196,19 @@ pub trait Store:
         item: RootSealed,
         blob: Vec<u8>,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// A key of the service itself (such as the audit log's signing key), sealed under the
+    /// root key.
+    fn service_key(&self, name: &str) -> impl Future<Output = StoreResult<Option<Vec<u8>>>> + Send;
+
+    /// Stores a service key unless one of that name exists; returns the stored one (so two
+    /// processes racing to create it agree).
+    fn insert_service_key(
+        &self,
+        name: &str,
+        sealed: Vec<u8>,
+        created_ms: i64,
+    ) -> impl Future<Output = StoreResult<Vec<u8>>> + Send;
 
     /// ARNs of secrets whose deletion is due at or before `now_ms`.
     fn secrets_due_for_purge(

@@ -130,6 +130,15 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, crate::kms::KMS_MIGRATION),
     (4, crate::mfa::MFA_MIGRATION),
     (5, crate::rotation::ROTATION_MIGRATION),
+    (
+        6,
+        // Keys of the service itself, sealed under the root key: the audit log's signing key.
+        "CREATE TABLE service_keys (
+            name TEXT PRIMARY KEY,
+            sealed BLOB NOT NULL,
+            created_ms INTEGER NOT NULL
+         );",
+    ),
 ];
 
 /// The SQLite implementation of [`Store`]. Cheap to clone.
@@ -832,6 +841,19 @@ impl Store for SqliteStore {
                     blob,
                 });
             }
+            let mut stmt = conn.prepare_cached("SELECT name, sealed FROM service_keys")?;
+            for row in stmt.query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })? {
+                let (id, blob) = row?;
+                out.push(RootSealed {
+                    kind: RootSealedKind::ServiceKey,
+                    id,
+                    material_id: None,
+                    key_arn: None,
+                    blob,
+                });
+            }
             Ok(out)
         })
     }
@@ -856,8 +878,46 @@ impl Store for SqliteStore {
                     "UPDATE kms_key_materials SET sealed = ?1 WHERE key_id = ?2 AND material_id = ?3 AND sealed = ?4",
                     params![blob, item.id, item.material_id, item.blob],
                 )?,
+                RootSealedKind::ServiceKey => conn.execute(
+                    "UPDATE service_keys SET sealed = ?1 WHERE name = ?2 AND sealed = ?3",
+                    params![blob, item.id, item.blob],
+                )?,
             };
             Ok(changed > 0)
+        })
+        .await
+    }
+
+    async fn service_key(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
+        let name = name.to_string();
+        self.read(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT sealed FROM service_keys WHERE name = ?1",
+                    [&name],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })
+    }
+
+    async fn insert_service_key(
+        &self,
+        name: &str,
+        sealed: Vec<u8>,
+        created_ms: i64,
+    ) -> StoreResult<Vec<u8>> {
+        let name = name.to_string();
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO service_keys (name, sealed, created_ms) VALUES (?1, ?2, ?3) ON CONFLICT(name) DO NOTHING",
+                params![name, sealed, created_ms],
+            )?;
+            Ok(conn.query_row(
+                "SELECT sealed FROM service_keys WHERE name = ?1",
+                [&name],
+                |r| r.get(0),
+            )?)
         })
         .await
     }

@@ -9,6 +9,10 @@
 //! - a new server on the same directory returns every acknowledged version by its `VersionId`
 //!   with exactly the acknowledged value.
 //!
+//! - every acknowledged call (writes, and reads made alongside them) has its audit event
+//!   (by request id) in the audit log, and at the end `coffer audit verify` finds the chain
+//!   and its signed digests intact.
+//!
 //! Needs `cargo build -p coffer-cli` first (or `COFFER_BIN`).
 
 #![allow(
@@ -25,6 +29,7 @@ use std::time::Duration;
 use coffer_e2e::sm::Client;
 use coffer_e2e::sm::config::retry::RetryConfig;
 use coffer_e2e::sm::error::{ProvideErrorMetadata, SdkError};
+use coffer_e2e::sm::operation::RequestId as _;
 use coffer_e2e::sm::primitives::Blob;
 use coffer_e2e::{Server, random_hex, sqlite_files_under};
 
@@ -48,6 +53,8 @@ struct Ack {
     secret: String,
     version_id: String,
     value: Value,
+    /// The request ids of this write and of the read that followed it, if it was answered.
+    request_ids: Vec<String>,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -86,12 +93,59 @@ async fn acknowledged_writes_survive_sigkill() {
         eprintln!("round {round}: {new} writes acknowledged before SIGKILL");
         assert!(new > 0, "no write was acknowledged in {LOAD_BEFORE_KILL:?}");
         check_integrity_of_copy(dir.path());
+        check_audit_events(dir.path(), &acked, &format!("after kill {round}"));
     }
 
     let server = Server::data_dir(dir.path(), &init, &[]).expect("start coffer server");
     verify_all(&server, &acked, "after the last kill").await;
     server.stop().expect("stop coffer");
     check_integrity_of_copy(dir.path());
+    check_audit_events(dir.path(), &acked, "after the last stop");
+    let verify = std::process::Command::new(coffer_e2e::coffer_bin().unwrap())
+        .args(["audit", "verify", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run coffer audit verify");
+    assert!(
+        verify.status.success(),
+        "coffer audit verify failed after {KILLS} kills:\n{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}
+
+/// Every acknowledged call's request id is the `requestID` of an event in the audit log.
+fn check_audit_events(data_dir: &Path, acked: &[Ack], when: &str) {
+    let mut recorded = std::collections::HashSet::new();
+    for file in coffer_e2e::files_under(&data_dir.join("audit")).unwrap() {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        if !(name.starts_with("seg-") && name.ends_with(".jsonl")) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for line in text.lines() {
+            // A torn last line of a killed batch was never acknowledged.
+            let Ok(record) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            if let Some(id) = record["event"]["requestID"].as_str() {
+                recorded.insert(id.to_owned());
+            }
+        }
+    }
+    let missing: Vec<&String> = acked
+        .iter()
+        .flat_map(|a| &a.request_ids)
+        .filter(|id| !recorded.contains(*id))
+        .collect();
+    let total: usize = acked.iter().map(|a| a.request_ids.len()).sum();
+    assert!(
+        missing.is_empty(),
+        "{when}: {} of {total} acknowledged calls have no audit event; first: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    eprintln!("{when}: all {total} acknowledged calls have their audit event");
 }
 
 /// Writes until an error; an error before the kill is reported as unexpected.
@@ -126,6 +180,7 @@ async fn writer(
                     secret: secret.clone(),
                     version_id: out.version_id().unwrap().to_owned(),
                     value: Value::Text(value),
+                    request_ids: vec![out.request_id().unwrap().to_owned()],
                 }),
                 // The other writer on this slot created it first.
                 Err(SdkError::ServiceError(e))
@@ -145,14 +200,31 @@ async fn writer(
             Value::Text(s) => put.secret_string(s),
             Value::Bytes(b) => put.secret_binary(Blob::new(b.clone())),
         };
-        match put.send().await {
-            Ok(out) => acks.push(Ack {
+        let mut ack = match put.send().await {
+            Ok(out) => Ack {
                 secret,
                 version_id: out.version_id().unwrap().to_owned(),
                 value,
-            }),
+                request_ids: vec![out.request_id().unwrap().to_owned()],
+            },
             Err(e) => return (acks, fail(format!("PutSecretValue {secret}: {e:?}"))),
+        };
+        // A read alongside: reads are audited too, acknowledged after the event's write(2).
+        let read = client
+            .get_secret_value()
+            .secret_id(&ack.secret)
+            .version_id(&ack.version_id)
+            .send()
+            .await;
+        match read {
+            Ok(out) => ack.request_ids.push(out.request_id().unwrap().to_owned()),
+            Err(e) => {
+                let unexpected = fail(format!("GetSecretValue {}: {e:?}", ack.secret));
+                acks.push(ack);
+                return (acks, unexpected);
+            }
         }
+        acks.push(ack);
     }
     (acks, None)
 }

@@ -63,6 +63,10 @@
 //!
 //! [`verify_webhook_signature`] is the same check in Rust.
 //!
+//! The same client is available for other deliveries (audit sinks and alert rules) as
+//! [`post`]: any body and content type, the same TLS, timeout, redirect and signing rules,
+//! no credentials.
+//!
 //! # Executables
 //!
 //! coffer starts the program (with its arguments, in its working directory) as the user
@@ -111,7 +115,10 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{InvokeError, InvokeErrorKind, Target};
 pub use executable::{Executable, invoke_executable};
-pub use webhook::{Webhook, headers, invoke_webhook, verify_webhook_signature, webhook_signature};
+pub use webhook::{
+    PostError, PostResponse, Webhook, headers, invoke_webhook, post, verify_webhook_signature,
+    webhook_signature,
+};
 
 /// How long a function may take for one step when its registration does not say.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);

@@ -1,5 +1,6 @@
 //! The webhook client: one HTTP/1.1 POST per step, over TCP or rustls (aws-lc-rs), on a
-//! fresh connection, never following redirects.
+//! fresh connection, never following redirects. [`post`] is the same client without the
+//! rotation event and credentials, for audit sinks and alerts.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -162,11 +163,16 @@ pub async fn invoke_webhook(
         );
     }
     let body = Bytes::from(event.to_json());
-    let timestamp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
-        .to_string();
-    let request = build_request(&endpoint, body, hook, creds, &timestamp).map_err(config)?;
+    let outgoing = Outgoing {
+        content_type: HeaderValue::from_static("application/json"),
+        user_agent: HeaderValue::from_static(concat!(
+            "coffer-rotation/",
+            env!("CARGO_PKG_VERSION")
+        )),
+        extra: callback_headers(creds).map_err(config)?,
+        signing_secret: hook.signing_secret.as_ref(),
+    };
+    let request = build_request(&endpoint, body, outgoing).map_err(config)?;
 
     let mut secrets: Vec<&[u8]> = vec![
         creds.secret_access_key.expose(),
@@ -179,24 +185,13 @@ pub async fn invoke_webhook(
     let redactor = Redactor::new(secrets);
 
     tracing::debug!(webhook = %target, step = %event.step, "invoking rotation webhook");
-    let started = Instant::now();
-    let deadline = deadline(started, hook.timeout);
-    let answer = match timeout_at(deadline, exchange(&endpoint, tls, request)).await {
-        Err(_elapsed) => {
-            return Err(fail(InvokeErrorKind::Timeout {
-                after: hook.timeout,
-                output: String::new(),
-            }));
-        }
-        Ok(Err(kind)) => return Err(fail(kind)),
-        Ok(Ok(answer)) => answer,
-    };
-    let (body, body_cut) = read_body(answer.response.into_body(), deadline).await;
-    drop(answer.connection);
-    let elapsed = started.elapsed();
+    let answer = round_trip(&endpoint, tls, request, hook.timeout)
+        .await
+        .map_err(|e| fail(e.into_invoke_kind()))?;
 
     let status = answer.status.as_u16();
-    let body = redactor.quote(&body, false, body_cut);
+    let elapsed = answer.elapsed;
+    let body = redactor.quote(&answer.body, false, answer.body_cut);
     if answer.status.is_success() {
         tracing::debug!(webhook = %target, step = %event.step, status, ?elapsed, "rotation webhook succeeded");
         Ok(InvokeOutcome {
@@ -204,16 +199,159 @@ pub async fn invoke_webhook(
             detail: OutcomeDetail::Http { status, body },
         })
     } else {
-        let location = answer.location.map(|l| {
-            let cut = l.len() > LOCATION_QUOTE_LIMIT;
-            redactor.quote(&l[..l.len().min(LOCATION_QUOTE_LIMIT)], false, cut)
-        });
+        let location = answer.location.map(|l| quote_location(&redactor, &l));
         Err(fail(InvokeErrorKind::Status {
             status,
             location,
             body,
         }))
     }
+}
+
+/// What a [`post`] got back: any status, 2xx or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostResponse {
+    /// The HTTP status.
+    pub status: u16,
+    /// The start of the response body: cut to a few KB, stripped of control characters,
+    /// the signing secret redacted.
+    pub body: String,
+    /// Where a redirect pointed (never followed), cut and cleaned likewise.
+    pub location: Option<String>,
+    /// From the start of the call to the answer.
+    pub elapsed: Duration,
+}
+
+impl PostResponse {
+    /// A 2xx status.
+    #[must_use]
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// Why a [`post`] got no answer. Messages name the URL's host and port, never the body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PostError {
+    /// The URL, the CA bundle or the content type cannot be used.
+    #[error("the request cannot be made: {reason}")]
+    Config { reason: String },
+    /// No connection (refused, unreachable, name not found).
+    #[error("could not connect: {reason}")]
+    Connect { reason: String },
+    /// The TLS handshake failed (certificate not trusted, wrong name, protocol).
+    #[error("the TLS handshake failed: {reason}")]
+    Tls { reason: String },
+    /// The HTTP exchange broke off (connection closed, malformed answer).
+    #[error("the HTTP exchange failed: {reason}")]
+    Http { reason: String },
+    /// No complete answer within the timeout.
+    #[error("no answer within the timeout of {} s", after.as_secs_f64())]
+    Timeout { after: Duration },
+}
+
+impl PostError {
+    fn into_invoke_kind(self) -> InvokeErrorKind {
+        match self {
+            PostError::Config { reason } => InvokeErrorKind::Config { reason },
+            PostError::Connect { reason } => InvokeErrorKind::Connect { reason },
+            PostError::Tls { reason } => InvokeErrorKind::Tls { reason },
+            PostError::Http { reason } => InvokeErrorKind::Http { reason },
+            PostError::Timeout { after } => InvokeErrorKind::Timeout {
+                after,
+                output: String::new(),
+            },
+        }
+    }
+}
+
+/// One HTTP/1.1 POST of `body` to `url` (`http://` or `https://`, no user info), with the
+/// same client as rotation webhooks: a fresh connection, rustls with the roots of
+/// `ca_bundle` (PEM) or else the public web PKI, redirects never followed, the whole call
+/// (connect, TLS, request, answer) bounded by `timeout`. With a `signing_secret` the request
+/// carries `X-Coffer-Timestamp` and `X-Coffer-Signature` exactly as a rotation webhook's
+/// (see [`webhook_signature`] and [`verify_webhook_signature`]).
+///
+/// Any status is `Ok`; [`PostResponse::is_success`] says whether it was 2xx. For audit sinks
+/// and alerts, which deliver events (not credentials) and decide themselves what to retry.
+pub async fn post(
+    url: &str,
+    body: Bytes,
+    content_type: &str,
+    signing_secret: Option<&SecretBytes>,
+    ca_bundle: Option<&Path>,
+    timeout: Duration,
+) -> Result<PostResponse, PostError> {
+    let config = |reason: String| PostError::Config { reason };
+    let endpoint = Endpoint::parse(url).map_err(config)?;
+    let tls = match endpoint.https {
+        true => Some(tls_client(&endpoint, ca_bundle).await.map_err(config)?),
+        false => None,
+    };
+    let content_type = HeaderValue::from_str(content_type).map_err(|_| {
+        config(format!(
+            "the content type {content_type:?} is not a header value"
+        ))
+    })?;
+    let outgoing = Outgoing {
+        content_type,
+        user_agent: HeaderValue::from_static(concat!("coffer/", env!("CARGO_PKG_VERSION"))),
+        extra: Vec::new(),
+        signing_secret,
+    };
+    let request = build_request(&endpoint, body, outgoing).map_err(config)?;
+    let answer = round_trip(&endpoint, tls, request, timeout).await?;
+    let redactor = Redactor::new(signing_secret.map(SecretBytes::expose));
+    Ok(PostResponse {
+        status: answer.status.as_u16(),
+        body: redactor.quote(&answer.body, false, answer.body_cut),
+        location: answer.location.map(|l| quote_location(&redactor, &l)),
+        elapsed: answer.elapsed,
+    })
+}
+
+fn quote_location(redactor: &Redactor<'_>, location: &[u8]) -> String {
+    let cut = location.len() > LOCATION_QUOTE_LIMIT;
+    redactor.quote(
+        &location[..location.len().min(LOCATION_QUOTE_LIMIT)],
+        false,
+        cut,
+    )
+}
+
+/// A whole answer: status, redirect target and the start of the body.
+struct RoundTrip {
+    status: StatusCode,
+    location: Option<Vec<u8>>,
+    body: Vec<u8>,
+    body_cut: bool,
+    elapsed: Duration,
+}
+
+/// Connects, sends `request` and reads the answer (the body up to [`BODY_QUOTE_LIMIT`]),
+/// all within `timeout`.
+async fn round_trip(
+    endpoint: &Endpoint,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+    request: Request<Full<Bytes>>,
+    timeout: Duration,
+) -> Result<RoundTrip, PostError> {
+    let started = Instant::now();
+    let deadline = deadline(started, timeout);
+    let answer = match timeout_at(deadline, exchange(endpoint, tls, request)).await {
+        Err(_elapsed) => return Err(PostError::Timeout { after: timeout }),
+        Ok(result) => result?,
+    };
+    let (body, body_cut) = read_body(answer.response.into_body(), deadline).await;
+    drop(answer.connection);
+    Ok(RoundTrip {
+        status: answer.status,
+        location: answer.location,
+        body,
+        body_cut,
+        elapsed: started.elapsed(),
+    })
 }
 
 /// Where to connect, from the webhook's URL.
@@ -337,63 +475,82 @@ async fn tls_client(
     Ok((TlsConnector::from(Arc::new(config)), name))
 }
 
-fn build_request(
-    endpoint: &Endpoint,
-    body: Bytes,
-    hook: &Webhook,
+/// What goes on a request besides the body.
+struct Outgoing<'a> {
+    content_type: HeaderValue,
+    user_agent: HeaderValue,
+    extra: Vec<(&'static str, HeaderValue)>,
+    signing_secret: Option<&'a SecretBytes>,
+}
+
+/// The callback credentials as headers (the secret ones marked sensitive).
+fn callback_headers(
     creds: &CallbackCredentials,
-    timestamp: &str,
-) -> Result<Request<Full<Bytes>>, String> {
-    let value = |what: &str, bytes: &[u8]| {
-        HeaderValue::from_bytes(bytes).map_err(|_| {
-            format!("the callback {what} holds characters an HTTP header cannot carry")
-        })
-    };
+) -> Result<Vec<(&'static str, HeaderValue)>, String> {
     let secret = |what: &str, bytes: &[u8]| {
-        value(what, bytes).map(|mut v| {
+        header_value(what, bytes).map(|mut v| {
             v.set_sensitive(true);
             v
         })
     };
+    Ok(vec![
+        (
+            headers::ENDPOINT,
+            header_value("endpoint URL", creds.endpoint_url.as_bytes())?,
+        ),
+        (
+            headers::REGION,
+            header_value("region", creds.region.as_bytes())?,
+        ),
+        (
+            headers::ACCESS_KEY_ID,
+            header_value("access key id", creds.access_key_id.as_bytes())?,
+        ),
+        (
+            headers::SECRET_ACCESS_KEY,
+            secret("secret access key", creds.secret_access_key.expose())?,
+        ),
+        (
+            headers::SESSION_TOKEN,
+            secret("session token", creds.session_token.as_bytes())?,
+        ),
+    ])
+}
+
+fn header_value(what: &str, bytes: &[u8]) -> Result<HeaderValue, String> {
+    HeaderValue::from_bytes(bytes)
+        .map_err(|_| format!("the callback {what} holds characters an HTTP header cannot carry"))
+}
+
+fn build_request(
+    endpoint: &Endpoint,
+    body: Bytes,
+    outgoing: Outgoing<'_>,
+) -> Result<Request<Full<Bytes>>, String> {
     let mut builder = Request::builder()
         .method(Method::POST)
         .uri(endpoint.path_and_query.as_str())
-        .header(HOST, value("host", endpoint.authority.as_bytes())?)
-        .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-        .header(
-            USER_AGENT,
-            HeaderValue::from_static(concat!("coffer-rotation/", env!("CARGO_PKG_VERSION"))),
-        )
-        .header(CONNECTION, HeaderValue::from_static("close"))
-        .header(
-            headers::ENDPOINT,
-            value("endpoint URL", creds.endpoint_url.as_bytes())?,
-        )
-        .header(headers::REGION, value("region", creds.region.as_bytes())?)
-        .header(
-            headers::ACCESS_KEY_ID,
-            value("access key id", creds.access_key_id.as_bytes())?,
-        )
-        .header(
-            headers::SECRET_ACCESS_KEY,
-            secret("secret access key", creds.secret_access_key.expose())?,
-        )
-        .header(
-            headers::SESSION_TOKEN,
-            secret("session token", creds.session_token.as_bytes())?,
-        );
-    if let Some(signing_secret) = &hook.signing_secret {
+        .header(HOST, header_value("host", endpoint.authority.as_bytes())?)
+        .header(CONTENT_TYPE, outgoing.content_type)
+        .header(USER_AGENT, outgoing.user_agent)
+        .header(CONNECTION, HeaderValue::from_static("close"));
+    for (name, value) in outgoing.extra {
+        builder = builder.header(name, value);
+    }
+    if let Some(signing_secret) = outgoing.signing_secret {
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs())
+            .to_string();
+        let signature = webhook_signature(signing_secret.expose(), &timestamp, &body);
         builder = builder
             .header(
                 headers::TIMESTAMP,
-                value("timestamp", timestamp.as_bytes())?,
+                header_value("timestamp", timestamp.as_bytes())?,
             )
             .header(
                 headers::SIGNATURE,
-                value(
-                    "signature",
-                    webhook_signature(signing_secret.expose(), timestamp, &body).as_bytes(),
-                )?,
+                header_value("signature", signature.as_bytes())?,
             );
     }
     builder
@@ -413,10 +570,10 @@ async fn exchange(
     endpoint: &Endpoint,
     tls: Option<(TlsConnector, ServerName<'static>)>,
     request: Request<Full<Bytes>>,
-) -> Result<Answer, InvokeErrorKind> {
+) -> Result<Answer, PostError> {
     let tcp = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
         .await
-        .map_err(|e| InvokeErrorKind::Connect {
+        .map_err(|e| PostError::Connect {
             reason: format!("{} ({}:{})", chain(&e), endpoint.host, endpoint.port),
         })?;
     // Only latency is at stake.
@@ -427,17 +584,17 @@ async fn exchange(
             let stream = connector
                 .connect(name, tcp)
                 .await
-                .map_err(|e| InvokeErrorKind::Tls { reason: chain(&e) })?;
+                .map_err(|e| PostError::Tls { reason: chain(&e) })?;
             send(stream, request).await
         }
     }
 }
 
-async fn send<S>(stream: S, request: Request<Full<Bytes>>) -> Result<Answer, InvokeErrorKind>
+async fn send<S>(stream: S, request: Request<Full<Bytes>>) -> Result<Answer, PostError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let broken = |e: hyper::Error| InvokeErrorKind::Http { reason: chain(&e) };
+    let broken = |e: hyper::Error| PostError::Http { reason: chain(&e) };
     let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
         .title_case_headers(true)
         .handshake(TokioIo::new(stream))
@@ -445,7 +602,7 @@ where
         .map_err(broken)?;
     let connection = AbortOnDrop(tokio::spawn(async move {
         if let Err(e) = connection.await {
-            tracing::debug!(error = %chain(&e), "rotation webhook connection ended");
+            tracing::debug!(error = %chain(&e), "webhook connection ended");
         }
     }));
     let response = sender.send_request(request).await.map_err(broken)?;

@@ -1,0 +1,272 @@
+//! What the audit trail needs from the wire: a request's and a response's members as JSON
+//! (from a JSON body, a query form or the XML result), and the resources a call names.
+//!
+//! Redaction of secret members is the core's (`coffer_core::audit::redact`); this module
+//! only reshapes, and must never log what it reads.
+
+use coffer_core::audit::{EventSource, Resource};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::query::Form;
+
+/// The members of a JSON request body (`None` when it is not a JSON object).
+pub(crate) fn json_parameters(body: &[u8]) -> Option<Value> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v @ Value::Object(_)) => Some(v),
+        _ => None,
+    }
+}
+
+/// The members of a query request, unflattened: `Tags.member.1.Key=k` becomes
+/// `{"Tags": [{"Key": "k"}]}`. `Action` and `Version` are the event's name, not parameters.
+pub(crate) fn form_parameters(form: &Form) -> Option<Value> {
+    let mut root = Map::new();
+    for (key, value) in form.params() {
+        if key == "Action" || key == "Version" {
+            continue;
+        }
+        let mut node = &mut root;
+        let mut parts = key.split('.').peekable();
+        while let Some(part) = parts.next() {
+            if parts.peek().is_none() {
+                node.insert(part.to_string(), Value::String(value.clone()));
+                break;
+            }
+            let entry = node
+                .entry(part.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !entry.is_object() {
+                *entry = Value::Object(Map::new());
+            }
+            match entry {
+                Value::Object(next) => node = next,
+                _ => break,
+            }
+        }
+    }
+    (!root.is_empty()).then(|| lists(Value::Object(root)))
+}
+
+/// Turns `{"member": {"1": a, "2": b}}` into `[a, b]` (also for `entry`, the query protocol's
+/// maps), at every depth.
+fn lists(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let map: Map<String, Value> = map.into_iter().map(|(k, v)| (k, lists(v))).collect();
+            if map.len() == 1
+                && let Some((key, Value::Object(items))) = map.iter().next()
+                && (key == "member" || key == "entry")
+                && items.keys().all(|k| k.parse::<u32>().is_ok())
+            {
+                let mut numbered: Vec<(u32, Value)> = items
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.parse().ok()?, v.clone())))
+                    .collect();
+                numbered.sort_by_key(|(n, _)| *n);
+                return Value::Array(numbered.into_iter().map(|(_, v)| v).collect());
+            }
+            Value::Object(map)
+        }
+        other => other,
+    }
+}
+
+/// The JSON form of a query result written by [`crate::query::Xml`]: elements holding text
+/// become strings, elements holding elements objects, and `member` lists arrays.
+pub(crate) fn xml_elements(xml: &str) -> Option<Value> {
+    let mut at = 0;
+    let value = children(xml, &mut at)?;
+    (at == xml.len()).then_some(value)
+}
+
+/// Parses elements from `at` until a closing tag or the end.
+fn children(xml: &str, at: &mut usize) -> Option<Value> {
+    let mut map = Map::new();
+    let mut members = Vec::new();
+    loop {
+        let rest = xml.get(*at..)?;
+        if rest.is_empty() || rest.starts_with("</") {
+            break;
+        }
+        let open_end = rest.find('>')?;
+        let name = rest.get(1..open_end)?;
+        if !rest.starts_with('<') || name.is_empty() {
+            return None;
+        }
+        *at += open_end + 1;
+        let close = format!("</{name}>");
+        let inner = xml.get(*at..)?;
+        let value = if inner.starts_with('<') && !inner.starts_with(&close) {
+            children(xml, at)?
+        } else {
+            let end = inner.find('<')?;
+            let text = unescape(inner.get(..end)?);
+            *at += end;
+            Value::String(text)
+        };
+        if !xml.get(*at..)?.starts_with(&close) {
+            return None;
+        }
+        *at += close.len();
+        if name == "member" {
+            members.push(value);
+        } else {
+            map.insert(name.to_string(), value);
+        }
+    }
+    if map.is_empty() && !members.is_empty() {
+        return Some(Value::Array(members));
+    }
+    Some(Value::Object(map))
+}
+
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&#13;", "\r")
+        .replace("&#10;", "\n")
+        .replace("&amp;", "&")
+}
+
+/// The ARN-bearing members of a JSON response, read without keeping anything else.
+#[derive(Deserialize, Default)]
+struct ResponseArns {
+    #[serde(rename = "ARN")]
+    arn: Option<String>,
+    #[serde(rename = "KeyId")]
+    key_id: Option<String>,
+    #[serde(rename = "KeyMetadata")]
+    key_metadata: Option<KeyMetadataArn>,
+}
+
+#[derive(Deserialize)]
+struct KeyMetadataArn {
+    #[serde(rename = "Arn")]
+    arn: Option<String>,
+}
+
+fn is_arn_of(text: &str, service: &str) -> bool {
+    text.strip_prefix("arn:")
+        .and_then(|rest| rest.split(':').nth(1))
+        .is_some_and(|s| s == service)
+}
+
+/// The resources a JSON-protocol call names: the ARN its answer gives, else an ARN the
+/// request gave.
+pub(crate) fn json_resources(
+    source: EventSource,
+    request: Option<&Value>,
+    response: Option<&[u8]>,
+) -> Vec<Resource> {
+    let answered: ResponseArns = response
+        .and_then(|body| serde_json::from_slice(body).ok())
+        .unwrap_or_default();
+    let requested = |member: &str| {
+        request
+            .and_then(|r| r.get(member))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    match source {
+        EventSource::SecretsManager => answered
+            .arn
+            .or_else(|| requested("SecretId").filter(|id| is_arn_of(id, "secretsmanager")))
+            .map(Resource::secret)
+            .into_iter()
+            .collect(),
+        EventSource::Kms => answered
+            .key_metadata
+            .and_then(|m| m.arn)
+            .or(answered.key_id)
+            .filter(|id| is_arn_of(id, "kms") && id.contains(":key/"))
+            .or_else(|| {
+                requested("KeyId").filter(|id| is_arn_of(id, "kms") && id.contains(":key/"))
+            })
+            .map(Resource::kms_key)
+            .into_iter()
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The resources a query-protocol call names (the role of AssumeRole).
+pub(crate) fn form_resources(action: &str, form: &Form) -> Vec<Resource> {
+    match (action, form.get("RoleArn")) {
+        ("AssumeRole", Some(arn)) if is_arn_of(arn, "iam") => vec![Resource::role(arn)],
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn forms_unflatten_lists_and_maps() {
+        let form = Form::parse(
+            b"Action=CreateUser&Version=2010-05-08&UserName=alice&Tags.member.2.Key=b&Tags.member.1.Key=a&Tags.member.1.Value=x&Tags.member.2.Value=y",
+        )
+        .unwrap();
+        assert_eq!(
+            form_parameters(&form).unwrap(),
+            json!({"UserName": "alice", "Tags": [{"Key": "a", "Value": "x"}, {"Key": "b", "Value": "y"}]})
+        );
+        let empty = Form::parse(b"Action=GetCallerIdentity&Version=2011-06-15").unwrap();
+        assert_eq!(form_parameters(&empty), None);
+    }
+
+    #[test]
+    fn query_results_become_json() {
+        let xml = "<Credentials><AccessKeyId>ASIA1</AccessKeyId><SecretAccessKey>s&amp;k</SecretAccessKey></Credentials><Users><member><UserName>a</UserName></member><member><UserName>b</UserName></member></Users><Empty></Empty>";
+        assert_eq!(
+            xml_elements(xml).unwrap(),
+            json!({
+                "Credentials": {"AccessKeyId": "ASIA1", "SecretAccessKey": "s&k"},
+                "Users": [{"UserName": "a"}, {"UserName": "b"}],
+                "Empty": ""
+            })
+        );
+        assert_eq!(xml_elements("<A>x</B>"), None);
+        assert_eq!(xml_elements("<A>x"), None);
+        assert_eq!(xml_elements("text"), None);
+    }
+
+    #[test]
+    fn resources_come_from_the_answer_then_the_request() {
+        let arn = "arn:aws:secretsmanager:us-east-1:111122223333:secret:db-AbCdEf";
+        let answer = format!(r#"{{"ARN":"{arn}","Name":"db","SecretString":"hunter2"}}"#);
+        let got = json_resources(
+            EventSource::SecretsManager,
+            Some(&json!({"SecretId": "db"})),
+            Some(answer.as_bytes()),
+        );
+        assert_eq!(got, vec![Resource::secret(arn)]);
+        let by_request = json_resources(
+            EventSource::SecretsManager,
+            Some(&json!({ "SecretId": arn })),
+            None,
+        );
+        assert_eq!(by_request, vec![Resource::secret(arn)]);
+        assert!(
+            json_resources(
+                EventSource::SecretsManager,
+                Some(&json!({"SecretId": "db"})),
+                None
+            )
+            .is_empty()
+        );
+        let key = "arn:aws:kms:us-east-1:111122223333:key/1234";
+        let meta = format!(r#"{{"KeyMetadata":{{"Arn":"{key}","KeyId":"1234"}}}}"#);
+        assert_eq!(
+            json_resources(EventSource::Kms, None, Some(meta.as_bytes())),
+            vec![Resource::kms_key(key)]
+        );
+        let alias = json!({"KeyId": "alias/app"});
+        assert!(json_resources(EventSource::Kms, Some(&alias), None).is_empty());
+    }
+}
