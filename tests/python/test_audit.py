@@ -385,7 +385,8 @@ class RequestBuilder:
         for name, member in shape.members.items():
             secretish = name in SECRET_MEMBERS and member.type_name in ("string", "blob")
             if name not in required:
-                if not secretish or depth > 3 or name in CODE_MEMBERS:
+                # Optional members are sent when they are, or hold, a secret (XksProxyAuthenticationCredential).
+                if not (secretish or holds_secret(member)) or depth > 3 or name in CODE_MEMBERS:
                     continue
                 if name == "SecretBinary" and "SecretString" in shape.members:
                     continue  # both at once is an error of its own
@@ -442,6 +443,16 @@ class RequestBuilder:
         key = f"request {name}"
         self.canaries[key] = value
         return value.encode() if shape.type_name == "blob" else value
+
+
+def holds_secret(shape, seen: frozenset = frozenset()) -> bool:
+    if shape.type_name != "structure" or shape.name in seen:
+        return False
+    return any(
+        (n in SECRET_MEMBERS and n not in CODE_MEMBERS and m.type_name in ("string", "blob"))
+        or holds_secret(m, seen | {shape.name})
+        for n, m in shape.members.items()
+    )
 
 
 def fit(text: str, meta: dict) -> str:
@@ -675,7 +686,8 @@ def test_every_operation_is_exactly_one_event(service, table_world, coffer_log, 
         failures.append(f"leaked: {leak}")
     ok = sum(1 for c in calls if c.outcome.error is None)
     print(f"{service}: {len(calls)} calls, {ok} succeeded, {len(failures)} problems")
-    assert not failures, f"{len(failures)} problem(s) in {len(calls)} {service} calls:\n" + "\n".join(failures)
+    if failures:
+        pytest.fail(f"{len(failures)} problem(s) in {len(calls)} {service} calls:\n" + "\n".join(failures), pytrace=False)
 
 
 # =========================================================================================================================
@@ -823,9 +835,10 @@ def test_secret_values_keys_passwords_and_credentials_never_reach_the_log_or_the
         if bad:
             problems.append(f"{operation}: the event keeps the members {sorted(bad)}")
     problems += [f"leaked: {x}" for x in leaks(coffer.data_dir, secret)]
-    assert not problems, "\n".join(problems)
-    if lp.response is None:
-        pytest.xfail(f"CreateLoginProfile answered {lp.error}; its password was still looked for and not found")
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+    # CreateLoginProfile is checked only if implemented: a refusal must be "not implemented", not anything else.
+    assert lp.response is not None or lp.error == "InvalidAction", f"CreateLoginProfile failed: {lp.error} {lp.message}"
 
 
 # =========================================================================================================================
@@ -950,6 +963,18 @@ def test_an_unsigned_request_is_recorded(coffer, coffer_log):
     assert e["eventName"] == "GetSecretValue" and e["eventSource"] == "secretsmanager.amazonaws.com"
     assert e["errorCode"] == resp.error_code
     assert e["userIdentity"]["type"] == "Unknown" and "arn" not in e["userIdentity"]
+
+
+@pytest.mark.parametrize("size", [200_000, 1_500_000])
+def test_a_large_request_below_the_body_limit_is_still_one_event(coffer, coffer_log, size):
+    """A request under the 2 MiB body limit whose members are large (an absurd SecretId) is answered with a client
+    error and recorded like any other call; the event may shorten what it quotes, but it must exist."""
+    resp = RawClient(coffer).call("DescribeSecret", {"SecretId": "x" * size})
+    request_id = resp.headers.get("x-amzn-requestid")
+    assert request_id, resp.headers
+    assert resp.status < 500, f"{resp.status} {resp.error_code}: {resp.error_message}"
+    e = coffer_log.one(request_id)
+    assert e["eventName"] == "DescribeSecret" and e["errorCode"] == resp.error_code
 
 
 def test_mfa_sessions_and_codes_on_the_manual_clock(coffer_clock, admin, clock_log):
@@ -1797,6 +1822,8 @@ def test_a_webhook_sink_that_was_down_receives_everything_in_order_and_never_slo
     assert caught_up, f"the webhook received {len(got)} of {len(logged)} events within 60 s of coming back"
     time.sleep(1.0)
     got = receiver.ids()
+    print(f"100 reads: {t_sink:.2f} s with the sink down, {t_plain:.2f} s without sinks; "
+          f"webhook: {receiver.requests} deliveries, {len(got)} events after the outage")
     assert got[: len(logged)] == logged, "the webhook sink's events differ from the log's (missing, duplicated or out of order)"
     w.log.refresh()
     assert got == [x.event["eventID"] for x in w.log.records][: len(got)]

@@ -95,6 +95,7 @@ async fn rotation_reseals_everything_and_destroys_the_old_key() {
     let coffer = Coffer::open(dir.path(), Arc::new(SystemClock)).unwrap();
     let caller = root_caller(&out.account_id, &out.access_key_id);
     let written = populate(&coffer, &caller).await;
+    let audit_key = coffer.audit_public_key().await.unwrap().to_pem();
 
     let mut calls = Vec::new();
     let outcome = coffer
@@ -103,8 +104,14 @@ async fn rotation_reseals_everything_and_destroys_the_old_key() {
         .unwrap();
     assert!(outcome.finished);
     assert_eq!(outcome.generation, 2);
-    // one account key, one access key, the managed key's and the CMK's two materials
-    assert_eq!(outcome.total, 5, "{outcome:?}");
+    // one account key, one access key, the managed key's and the CMK's two materials, and
+    // the audit log's signing key
+    assert_eq!(outcome.total, 6, "{outcome:?}");
+    assert_eq!(
+        coffer.audit_public_key().await.unwrap().to_pem(),
+        audit_key,
+        "the audit signing key is re-sealed, not replaced"
+    );
     assert_eq!(outcome.resealed, outcome.total);
     assert_eq!(calls.last(), Some(&(outcome.total, outcome.total)));
     assert!(

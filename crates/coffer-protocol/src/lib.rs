@@ -209,6 +209,57 @@ impl Endpoint {
         }
     }
 
+    /// Records a request the server refused without reading its body (HTTP `status`: too
+    /// large, unreadable), under what its headers say. Returns the request id to answer
+    /// with, or the response to send instead when the event could not be recorded.
+    pub async fn record_refused(
+        &self,
+        parts: &http::request::Parts,
+        source_ip: IpAddr,
+        status: u16,
+    ) -> Result<String, http::Response<Bytes>> {
+        let request_id = request_id();
+        if self.coffer.audit().is_none() {
+            return Ok(request_id);
+        }
+        let target = parts
+            .headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok());
+        let split = target.and_then(|t| t.rsplit_once('.'));
+        let facts = CallFacts {
+            source: match split.map(|(prefix, _)| prefix) {
+                Some("secretsmanager") => EventSource::SecretsManager,
+                Some("TrentService") => EventSource::Kms,
+                Some(p) if p.ends_with("CloudTrail_20131101") => EventSource::CloudTrail,
+                _ => EventSource::Unknown,
+            },
+            event_name: event_name(split.map_or("", |(_, op)| op)),
+            caller: None,
+        };
+        let error = ApiError {
+            code: "SerializationException",
+            message: format!("The request body was refused unread (HTTP {status})."),
+            status,
+        };
+        match self
+            .record(
+                parts,
+                source_ip,
+                &request_id,
+                &facts,
+                None,
+                None,
+                Some(&error),
+                Vec::new(),
+            )
+            .await
+        {
+            Ok(()) => Ok(request_id),
+            Err(e) => Err(error_response(&e, &request_id)),
+        }
+    }
+
     /// Appends a call's event; an error means the call must not be answered with its result.
     #[allow(clippy::too_many_arguments)]
     async fn record(

@@ -91,7 +91,17 @@ impl App {
         let (parts, body) = request.into_parts();
         let body = match read_body(&parts.headers, body, self.max_body_bytes).await {
             Ok(body) => body,
-            Err(response) => return response,
+            Err(response) => {
+                // Refused unread, but still a call: it gets its event (and a request id).
+                return match self
+                    .endpoint
+                    .record_refused(&parts, peer, response.status().as_u16())
+                    .await
+                {
+                    Ok(request_id) => with_request_id(response, &request_id),
+                    Err(failed) => failed.map(Full::new),
+                };
+            }
         };
         self.endpoint
             .handle(Request::from_parts(parts, body), peer)
@@ -158,6 +168,16 @@ impl App {
             }
         }
     }
+}
+
+fn with_request_id(
+    mut response: Response<ResponseBody>,
+    request_id: &str,
+) -> Response<ResponseBody> {
+    if let Ok(v) = hyper::header::HeaderValue::from_str(request_id) {
+        response.headers_mut().insert("x-amzn-requestid", v);
+    }
+    response
 }
 
 /// Reads the whole body, refusing one over `limit` bytes: by its declared length before

@@ -46,6 +46,9 @@ impl AuditTrail {
 
 /// Name of the audit signing key in the store's service keys.
 const SIGNING_KEY: &str = "audit-signing";
+/// Events above this size are recorded without their request and response members (the
+/// log's own limit, `AuditConfig::max_event_bytes`, is 256 KiB).
+const MAX_EVENT_BYTES: usize = 192 * 1024;
 /// Version of the CloudTrail record format written (CloudTrail's `eventVersion`).
 pub const EVENT_VERSION: &str = "1.11";
 
@@ -216,35 +219,54 @@ pub fn is_read_only(source: EventSource, event_name: &str) -> bool {
     }
 }
 
-/// Member names (compared without case) whose values never enter an event, at any depth:
-/// secret values, plaintexts and ciphertexts, passwords, credentials, key material and MFA
-/// seeds and codes.
+/// Member names (compared without case) whose values never enter an event, at any depth.
+///
+/// The first group is every member the service models of Secrets Manager, KMS, IAM, STS and
+/// CloudTrail (botocore's `service-2.json`) mark `sensitive`, so members of operations coffer
+/// does not implement (a SAML assertion, a web identity token, a private key) are covered
+/// too. `AccessKeyID` of an XKS proxy credential is the one such name left out: an access key
+/// id is not a secret, and CloudTrail keeps the ids of issued keys. The second group is what
+/// the models do not mark but CloudTrail leaves out as well: ciphertexts (data keys), issued
+/// session tokens, key material, MFA codes and the rotation callback's token.
 const REDACTED_MEMBERS: &[&str] = &[
-    "secretstring",
-    "secretbinary",
+    // marked `sensitive` in the models
+    "addprivatekey",
+    "base32stringseed",
+    "keystorepassword",
+    "message",
+    "newpassword",
+    "oldpassword",
+    "password",
     "plaintext",
+    "privatekey",
+    "privatekeyplaintext",
+    "publickey",
+    "qrcodepng",
+    "randompassword",
+    "rawsecretaccesskey",
+    "rotationtoken",
+    "samlassertion",
+    "secretaccesskey",
+    "secretbinary",
+    "secretstring",
+    "servicecredentialsecret",
+    "servicepassword",
+    "sharedsecret",
+    "tradeintoken",
+    "webidentitytoken",
+    // not marked, left out all the same
     "ciphertextblob",
     "sourceciphertextblob",
     "ciphertextforrecipient",
-    "privatekeyplaintext",
     "privatekeyciphertextblob",
-    "message",
-    "randompassword",
-    "password",
-    "newpassword",
-    "oldpassword",
-    "keystorepassword",
-    "secretaccesskey",
     "sessiontoken",
-    "base32stringseed",
-    "qrcodepng",
-    "authenticationcode1",
-    "authenticationcode2",
-    "tokencode",
     "encryptedkeymaterial",
     "keymaterial",
     "importtoken",
-    "rotationtoken",
+    "authenticationcode1",
+    "authenticationcode2",
+    "tokencode",
+    "x-amz-security-token",
 ];
 
 fn is_redacted(name: &str) -> bool {
@@ -253,18 +275,53 @@ fn is_redacted(name: &str) -> bool {
         .any(|r| r.eq_ignore_ascii_case(name))
 }
 
-/// Removes the members of [`REDACTED_MEMBERS`] at any depth and spells member names as
-/// CloudTrail does (first letter lower case: `SecretId` → `secretId`).
+/// The longest string an event keeps of a request or response member, or of an error
+/// message; longer ones are cut (on a character boundary) and marked. Requests may be up to
+/// the body limit (2 MiB), events at most 256 KiB, and a call must never go unanswered
+/// because its event would be too large.
+pub const MAX_KEPT_STRING: usize = 2048;
+/// At most this many array items of a member are kept (a 2 MiB body can hold tens of
+/// thousands of tiny ones).
+const MAX_KEPT_ITEMS: usize = 100;
+
+/// `text` cut to [`MAX_KEPT_STRING`] bytes, with how much was left out.
+fn shorten(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= MAX_KEPT_STRING {
+        return text.into();
+    }
+    let mut end = MAX_KEPT_STRING;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…[{} more bytes]", &text[..end], text.len() - end).into()
+}
+
+/// Removes the members of [`REDACTED_MEMBERS`] at any depth, spells member names as
+/// CloudTrail does (first letter lower case: `SecretId` → `secretId`), and shortens long
+/// strings and arrays (see [`MAX_KEPT_STRING`]).
 #[must_use]
 pub fn redact(value: Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.into_iter()
                 .filter(|(k, _)| !is_redacted(k))
-                .map(|(k, v)| (lower_first(&k), redact(v)))
+                .map(|(k, v)| (shorten(&lower_first(&k)).into_owned(), redact(v)))
                 .collect(),
         ),
-        Value::Array(items) => Value::Array(items.into_iter().map(redact).collect()),
+        Value::Array(items) => {
+            let total = items.len();
+            let mut kept: Vec<Value> = items.into_iter().take(MAX_KEPT_ITEMS).map(redact).collect();
+            if total > MAX_KEPT_ITEMS {
+                kept.push(Value::String(format!(
+                    "…[{} more items]",
+                    total - MAX_KEPT_ITEMS
+                )));
+            }
+            Value::Array(kept)
+        }
+        Value::String(text) if text.len() > MAX_KEPT_STRING => {
+            Value::String(shorten(&text).into_owned())
+        }
         other => other,
     }
 }
@@ -424,7 +481,7 @@ fn write_resources(f: &mut Fields<'_>, resources: &[Resource]) {
         let mut rf = Fields::open(out);
         rf.opt_str("accountId", arn_account(&r.arn));
         rf.str("type", r.resource_type);
-        rf.str("ARN", &r.arn);
+        rf.str("ARN", &shorten(&r.arn));
         rf.close();
     }
     out.push(b']');
@@ -434,6 +491,14 @@ fn write_resources(f: &mut Fields<'_>, resources: &[Resource]) {
 fn arn_account(arn: &str) -> Option<&str> {
     let account = arn.strip_prefix("arn:")?.split(':').nth(3)?;
     (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
+}
+
+/// An error message as the trail keeps it. A SigV4 signature mismatch echoes the canonical
+/// request and string to sign after a blank line, as AWS does for the client's debugging;
+/// the canonical request carries the request's headers, `X-Amz-Security-Token` (a session
+/// token) among them, so the trail keeps only the sentence before it.
+fn logged_message(message: &str) -> std::borrow::Cow<'_, str> {
+    shorten(message.split("\n\n").next().unwrap_or_default())
 }
 
 /// The CloudTrail record of an API call, as one line of JSON.
@@ -456,12 +521,12 @@ fn api_call_event(
     f.str("eventTime", &iso8601(now_ms));
     f.str("eventSource", call.source.host());
     f.str("eventName", call.event_name);
-    f.str("awsRegion", call.region);
+    f.str("awsRegion", &shorten(call.region));
     f.str("sourceIPAddress", &call.source_ip.to_string());
-    f.opt_str("userAgent", call.user_agent);
+    f.opt_str("userAgent", call.user_agent.map(shorten).as_deref());
     if let Some((code, message)) = call.error {
         f.str("errorCode", code);
-        f.str("errorMessage", message);
+        f.str("errorMessage", &logged_message(message));
     }
     f.value("requestParameters", call.request_parameters.as_ref());
     f.value("responseElements", call.response_elements.as_ref());
@@ -557,13 +622,31 @@ impl<S: Store> Coffer<S> {
             _ => None,
         };
         let event_id = ids::uuid_v4()?;
-        let event = api_call_event(
+        let now_ms = self.clock.now_millis();
+        let mut call = call;
+        let mut event = api_call_event(
             &call,
             read_only,
             user_principal_id.as_deref(),
-            self.clock.now_millis(),
+            now_ms,
             &event_id,
         );
+        // Shortened members keep almost every event small; one with a great many members
+        // is recorded without them rather than refused (the log takes at most 256 KiB).
+        if event.len() > MAX_EVENT_BYTES {
+            let size = event.len();
+            call.request_parameters = Some(serde_json::json!({
+                "omitted": format!("the request's members made a {size}-byte event; they are not recorded")
+            }));
+            call.response_elements = None;
+            event = api_call_event(
+                &call,
+                read_only,
+                user_principal_id.as_deref(),
+                now_ms,
+                &event_id,
+            );
+        }
         let durability = if read_only || call.error.is_some() {
             Durability::Written
         } else {
@@ -781,6 +864,32 @@ mod tests {
         let e = event(&tricky, None);
         assert_eq!(e["userAgent"], "agent \"quoted\"\n{line}");
         assert_eq!(e["errorMessage"], "no \\ access\u{2028}");
+    }
+
+    #[test]
+    fn long_members_are_shortened_and_huge_requests_still_fit() {
+        let long = "é".repeat(5000);
+        let got = redact(json!({"Name": long, "Items": (0..500).collect::<Vec<_>>()}));
+        let name = got["name"].as_str().unwrap();
+        assert!(name.len() < MAX_KEPT_STRING + 40, "{}", name.len());
+        assert!(name.ends_with("more bytes]"), "{name}");
+        let items = got["items"].as_array().unwrap();
+        assert_eq!(items.len(), MAX_KEPT_ITEMS + 1);
+        assert_eq!(items[MAX_KEPT_ITEMS], "…[400 more items]");
+
+        let c = caller(PrincipalType::Root, None);
+        let mut huge = call(Some(&c));
+        let members: serde_json::Map<String, Value> = (0..5000)
+            .map(|i| (format!("Member{i}"), Value::String("x".repeat(100))))
+            .collect();
+        huge.request_parameters = Some(redact(Value::Object(members)));
+        huge.error = Some(("ValidationException", &*"m".repeat(100_000).leak()));
+        let e = event(&huge, None);
+        assert!(e["errorMessage"].as_str().unwrap().len() < MAX_KEPT_STRING + 40);
+        assert!(
+            serde_json::to_vec(&e).unwrap().len() > MAX_EVENT_BYTES,
+            "the case must be oversized"
+        );
     }
 
     #[test]
