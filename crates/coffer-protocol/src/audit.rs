@@ -4,17 +4,102 @@
 //! Redaction of secret members is the core's (`coffer_core::audit::redact`); this module
 //! only reshapes, and must never log what it reads.
 
-use coffer_core::audit::{EventSource, Resource};
+use coffer_core::audit::{
+    EventSource, MAX_KEPT_ARRAY_ITEMS, Resource, event_member_name, event_string, more_items,
+};
 use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::query::Form;
 
-/// The members of a JSON request body (`None` when it is not a JSON object).
+/// The members of a JSON request or response body as an event records them (`None` when it
+/// is not a JSON object): secret members skipped unread, names as CloudTrail spells them,
+/// long strings and arrays shortened, in one pass.
 pub(crate) fn json_parameters(body: &[u8]) -> Option<Value> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(v @ Value::Object(_)) => Some(v),
+    let mut de = serde_json::Deserializer::from_slice(body);
+    match Members.deserialize(&mut de) {
+        Ok(v @ Value::Object(_)) if de.end().is_ok() => Some(v),
         _ => None,
+    }
+}
+
+/// Builds the event's copy of a JSON document without ever holding a redacted member's
+/// value: those are skipped as they are read (`IgnoredAny`), so a secret value in a request
+/// body is not copied into the event's working data.
+struct Members;
+
+impl<'de> DeserializeSeed<'de> for Members {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Members {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(event_string(v)))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        let mut left_out = 0;
+        while items.len() < MAX_KEPT_ARRAY_ITEMS {
+            match seq.next_element_seed(Members)? {
+                Some(item) => items.push(item),
+                None => return Ok(Value::Array(items)),
+            }
+        }
+        while seq.next_element::<IgnoredAny>()?.is_some() {
+            left_out += 1;
+        }
+        if left_out > 0 {
+            items.push(more_items(left_out));
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = Map::new();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match event_member_name(&key) {
+                Some(name) => {
+                    let value = map.next_value_seed(Members)?;
+                    members.insert(name, value);
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Value::Object(members))
     }
 }
 
@@ -97,11 +182,17 @@ fn children(xml: &str, at: &mut usize) -> Option<Value> {
         *at += open_end + 1;
         let close = format!("</{name}>");
         let inner = xml.get(*at..)?;
+        // A secret member's text is skipped, never copied (the element is dropped later).
+        let secret = name != "member" && event_member_name(name).is_none();
         let value = if inner.starts_with('<') && !inner.starts_with(&close) {
             children(xml, at)?
         } else {
             let end = inner.find('<')?;
-            let text = unescape(inner.get(..end)?);
+            let text = if secret {
+                String::new()
+            } else {
+                unescape(inner.get(..end)?)
+            };
             *at += end;
             Value::String(text)
         };
@@ -111,7 +202,7 @@ fn children(xml: &str, at: &mut usize) -> Option<Value> {
         *at += close.len();
         if name == "member" {
             members.push(value);
-        } else {
+        } else if !secret {
             map.insert(name.to_string(), value);
         }
     }
@@ -148,6 +239,24 @@ struct KeyMetadataArn {
     arn: Option<String>,
 }
 
+/// The ARN members of a response. Secrets Manager's answers are written by this crate with
+/// `ARN` first, so the common case is read off the front without parsing the rest (which
+/// may be a secret value); anything else is parsed.
+fn leading_arn(body: &[u8]) -> ResponseArns {
+    const PREFIX: &[u8] = b"{\"ARN\":\"";
+    if let Some(rest) = body.strip_prefix(PREFIX)
+        && let Some(end) = rest.iter().position(|&b| b == b'"' || b == b'\\')
+        && rest.get(end) == Some(&b'"')
+        && let Ok(arn) = std::str::from_utf8(&rest[..end])
+    {
+        return ResponseArns {
+            arn: Some(arn.to_string()),
+            ..ResponseArns::default()
+        };
+    }
+    serde_json::from_slice(body).unwrap_or_default()
+}
+
 fn is_arn_of(text: &str, service: &str) -> bool {
     text.strip_prefix("arn:")
         .and_then(|rest| rest.split(':').nth(1))
@@ -155,15 +264,13 @@ fn is_arn_of(text: &str, service: &str) -> bool {
 }
 
 /// The resources a JSON-protocol call names: the ARN its answer gives, else an ARN the
-/// request gave.
+/// request gave (`request` in the event's form: `secretId`, `keyId`).
 pub(crate) fn json_resources(
     source: EventSource,
     request: Option<&Value>,
     response: Option<&[u8]>,
 ) -> Vec<Resource> {
-    let answered: ResponseArns = response
-        .and_then(|body| serde_json::from_slice(body).ok())
-        .unwrap_or_default();
+    let answered = response.map_or_else(ResponseArns::default, leading_arn);
     let requested = |member: &str| {
         request
             .and_then(|r| r.get(member))
@@ -173,7 +280,7 @@ pub(crate) fn json_resources(
     match source {
         EventSource::SecretsManager => answered
             .arn
-            .or_else(|| requested("SecretId").filter(|id| is_arn_of(id, "secretsmanager")))
+            .or_else(|| requested("secretId").filter(|id| is_arn_of(id, "secretsmanager")))
             .map(Resource::secret)
             .into_iter()
             .collect(),
@@ -183,7 +290,7 @@ pub(crate) fn json_resources(
             .or(answered.key_id)
             .filter(|id| is_arn_of(id, "kms") && id.contains(":key/"))
             .or_else(|| {
-                requested("KeyId").filter(|id| is_arn_of(id, "kms") && id.contains(":key/"))
+                requested("keyId").filter(|id| is_arn_of(id, "kms") && id.contains(":key/"))
             })
             .map(Resource::kms_key)
             .into_iter()
@@ -221,12 +328,41 @@ mod tests {
     }
 
     #[test]
+    fn json_bodies_are_read_redacted_renamed_and_shortened() {
+        let body = format!(
+            r#"{{"SecretId":"db","SecretString":"hunter2","Tags":[{{"Key":"k","Value":"v"}}],"Nested":{{"Plaintext":"p","Long":"{}"}},"Many":[{}]}}"#,
+            "x".repeat(5000),
+            (0..150)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let got = json_parameters(body.as_bytes()).unwrap();
+        assert_eq!(got["secretId"], "db");
+        assert!(got.get("secretString").is_none() && got.get("SecretString").is_none());
+        assert_eq!(got["tags"], json!([{"key": "k", "value": "v"}]));
+        assert!(got["nested"].get("plaintext").is_none());
+        assert!(
+            got["nested"]["long"]
+                .as_str()
+                .unwrap()
+                .ends_with("more bytes]")
+        );
+        let many = got["many"].as_array().unwrap();
+        assert_eq!(many.len(), MAX_KEPT_ARRAY_ITEMS + 1);
+        assert_eq!(many[MAX_KEPT_ARRAY_ITEMS], "…[50 more items]");
+        assert_eq!(json_parameters(b"[1,2]"), None);
+        assert_eq!(json_parameters(b"{\"a\":1} trailing"), None);
+        assert_eq!(json_parameters(b"not json"), None);
+    }
+
+    #[test]
     fn query_results_become_json() {
         let xml = "<Credentials><AccessKeyId>ASIA1</AccessKeyId><SecretAccessKey>s&amp;k</SecretAccessKey></Credentials><Users><member><UserName>a</UserName></member><member><UserName>b</UserName></member></Users><Empty></Empty>";
         assert_eq!(
             xml_elements(xml).unwrap(),
             json!({
-                "Credentials": {"AccessKeyId": "ASIA1", "SecretAccessKey": "s&k"},
+                "Credentials": {"AccessKeyId": "ASIA1"},
                 "Users": [{"UserName": "a"}, {"UserName": "b"}],
                 "Empty": ""
             })
@@ -242,13 +378,28 @@ mod tests {
         let answer = format!(r#"{{"ARN":"{arn}","Name":"db","SecretString":"hunter2"}}"#);
         let got = json_resources(
             EventSource::SecretsManager,
-            Some(&json!({"SecretId": "db"})),
+            Some(&json!({"secretId": "db"})),
             Some(answer.as_bytes()),
         );
         assert_eq!(got, vec![Resource::secret(arn)]);
+        // Not first: parsed.
+        let later = format!(r#"{{"Name":"db","ARN":"{arn}"}}"#);
+        assert_eq!(
+            json_resources(EventSource::SecretsManager, None, Some(later.as_bytes())),
+            vec![Resource::secret(arn)]
+        );
+        // An escape inside the value: parsed, not cut at the backslash.
+        let escaped =
+            r#"{"ARN":"arn:aws:secretsmanager:us-east-1:111122223333:secret:a\u0062-AbCdEf"}"#;
+        assert_eq!(
+            json_resources(EventSource::SecretsManager, None, Some(escaped.as_bytes())),
+            vec![Resource::secret(
+                "arn:aws:secretsmanager:us-east-1:111122223333:secret:ab-AbCdEf"
+            )]
+        );
         let by_request = json_resources(
             EventSource::SecretsManager,
-            Some(&json!({ "SecretId": arn })),
+            Some(&json!({ "secretId": arn })),
             None,
         );
         assert_eq!(by_request, vec![Resource::secret(arn)]);
@@ -266,7 +417,7 @@ mod tests {
             json_resources(EventSource::Kms, None, Some(meta.as_bytes())),
             vec![Resource::kms_key(key)]
         );
-        let alias = json!({"KeyId": "alias/app"});
+        let alias = json!({"keyId": "alias/app"});
         assert!(json_resources(EventSource::Kms, Some(&alias), None).is_empty());
     }
 }

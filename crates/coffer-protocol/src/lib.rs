@@ -134,8 +134,7 @@ fn is_query_protocol(parts: &http::request::Parts) -> bool {
 }
 
 fn request_id() -> String {
-    coffer_core::ids::uuid_v4()
-        .unwrap_or_else(|_| "00000000-0000-4000-8000-000000000000".to_string())
+    coffer_core::ids::unique_id()
 }
 
 impl Endpoint {
@@ -261,6 +260,7 @@ impl Endpoint {
     }
 
     /// Appends a call's event; an error means the call must not be answered with its result.
+    /// `request` and `response` are in the event's form already (redacted, renamed).
     #[allow(clippy::too_many_arguments)]
     async fn record(
         &self,
@@ -297,8 +297,8 @@ impl Endpoint {
             source_ip,
             user_agent,
             request_id,
-            request_parameters: request.map(coffer_core::audit::redact),
-            response_elements: response.map(coffer_core::audit::redact),
+            request_parameters: request,
+            response_elements: response,
             error: error.map(|e| (e.code, e.message.as_str())),
             resources,
         };
@@ -371,7 +371,9 @@ impl Endpoint {
         let mut outcome = outcome;
         if self.coffer.audit().is_some() {
             let form = form.as_ref().ok();
-            let request = form.and_then(audit::form_parameters);
+            let request = form
+                .and_then(audit::form_parameters)
+                .map(coffer_core::audit::redact);
             let resources = form
                 .map(|f| audit::form_resources(&facts.event_name, f))
                 .unwrap_or_default();
@@ -380,7 +382,9 @@ impl Endpoint {
             let keeps_answer = !coffer_core::audit::is_read_only(facts.source, &facts.event_name)
                 || matches!(facts.event_name.as_str(), "AssumeRole" | "GetSessionToken");
             let response = match &outcome {
-                Ok((_, Some(xml))) if keeps_answer => audit::xml_elements(xml),
+                Ok((_, Some(xml))) if keeps_answer => {
+                    audit::xml_elements(xml).map(coffer_core::audit::redact)
+                }
                 _ => None,
             };
             let error = outcome.as_ref().err();

@@ -269,6 +269,19 @@ const REDACTED_MEMBERS: &[&str] = &[
     "x-amz-security-token",
 ];
 
+/// The name a request or response member has in an event (`SecretId` → `secretId`, cut if
+/// absurdly long), or `None` when its value must never be recorded.
+#[must_use]
+pub fn event_member_name(name: &str) -> Option<String> {
+    (!is_redacted(name)).then(|| shorten(&lower_first(name)).into_owned())
+}
+
+/// A member's string value as an event keeps it (see [`MAX_KEPT_STRING`]).
+#[must_use]
+pub fn event_string(text: &str) -> String {
+    shorten(text).into_owned()
+}
+
 fn is_redacted(name: &str) -> bool {
     REDACTED_MEMBERS
         .iter()
@@ -283,6 +296,15 @@ pub const MAX_KEPT_STRING: usize = 2048;
 /// At most this many array items of a member are kept (a 2 MiB body can hold tens of
 /// thousands of tiny ones).
 const MAX_KEPT_ITEMS: usize = 100;
+
+/// At most this many items of an array are kept; see [`more_items`].
+pub const MAX_KEPT_ARRAY_ITEMS: usize = MAX_KEPT_ITEMS;
+
+/// The marker that stands for array items left out.
+#[must_use]
+pub fn more_items(left_out: usize) -> Value {
+    Value::String(format!("…[{left_out} more items]"))
+}
 
 /// `text` cut to [`MAX_KEPT_STRING`] bytes, with how much was left out.
 fn shorten(text: &str) -> std::borrow::Cow<'_, str> {
@@ -487,6 +509,23 @@ fn write_resources(f: &mut Fields<'_>, resources: &[Resource]) {
     out.push(b']');
 }
 
+/// `eventTime` (whole seconds), formatted once per second per thread: every event of a busy
+/// second shares it.
+fn event_time(now_ms: i64) -> String {
+    use std::cell::RefCell;
+    thread_local! {
+        static LAST: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+    }
+    let second = now_ms.div_euclid(1000);
+    LAST.with_borrow_mut(|(cached, text)| {
+        if *cached != second {
+            *cached = second;
+            *text = iso8601(now_ms);
+        }
+        text.clone()
+    })
+}
+
 /// The account of an ARN (its fifth field), when it names one.
 fn arn_account(arn: &str) -> Option<&str> {
     let account = arn.strip_prefix("arn:")?.split(':').nth(3)?;
@@ -518,11 +557,16 @@ fn api_call_event(
         call.claimed_access_key_id,
         user_principal_id,
     );
-    f.str("eventTime", &iso8601(now_ms));
+    f.str("eventTime", &event_time(now_ms));
     f.str("eventSource", call.source.host());
     f.str("eventName", call.event_name);
     f.str("awsRegion", &shorten(call.region));
-    f.str("sourceIPAddress", &call.source_ip.to_string());
+    {
+        // An address needs no escaping; written straight into the line.
+        use std::io::Write as _;
+        let out = f.key("sourceIPAddress");
+        let _ = write!(out, "\"{}\"", call.source_ip);
+    }
     f.opt_str("userAgent", call.user_agent.map(shorten).as_deref());
     if let Some((code, message)) = call.error {
         f.str("errorCode", code);
@@ -621,7 +665,7 @@ impl<S: Store> Coffer<S> {
             }
             _ => None,
         };
-        let event_id = ids::uuid_v4()?;
+        let event_id = ids::unique_id();
         let now_ms = self.clock.now_millis();
         let mut call = call;
         let mut event = api_call_event(
@@ -666,13 +710,7 @@ impl<S: Store> Coffer<S> {
         let Some(trail) = self.audit.get() else {
             return;
         };
-        let event_id = match ids::uuid_v4() {
-            Ok(id) => id,
-            Err(e) => {
-                tracing::error!(error = %e, "no event id for a service event");
-                return;
-            }
-        };
+        let event_id = ids::unique_id();
         let bytes = service_event(&event, self.clock.now_millis(), &event_id);
         if let Err(e) = trail.log.append(bytes, Durability::Synced).await {
             audit_failure(&e);
