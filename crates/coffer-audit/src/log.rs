@@ -482,7 +482,8 @@ fn check_event(event: &[u8], max: usize) -> Result<(), AuditError> {
     if !text.starts_with('{') || !text.trim_end_matches([' ', '\t']).ends_with('}') {
         return Err(AuditError::InvalidEvent("not a JSON object"));
     }
-    if event.iter().any(|b| *b == b'\n' || *b == b'\r') {
+    // `contains` on bytes is a vectorised memchr; this runs for every event.
+    if event.contains(&b'\n') || event.contains(&b'\r') {
         return Err(AuditError::InvalidEvent("contains a line break"));
     }
     if cfg!(debug_assertions) {
