@@ -76,7 +76,7 @@
 //! * [`Durability::Synced`] appends (for calls that change state) resolve after an `fdatasync`
 //!   that covers them;
 //! * [`Durability::Written`] appends (reads) resolve after the write, and are fsynced at most
-//!   `sync_interval` (default 100 ms) later. **A power loss can lose acknowledged reads' events
+//!   `sync_interval` (default 100 ms; the server sets 1 s, see its `AUDIT_SYNC_INTERVAL`) later. **A power loss can lose acknowledged reads' events
 //!   from that last window; never a mutation's, never anything on a process crash.**
 //!
 //! `fdatasync` runs on its own syncer thread, so the writer keeps writing reads while a
