@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What the audit trail costs GetSecretValue: PAIRS rounds, each a fresh `coffer server --dev`
-# with the trail on, then a fresh one with `--no-audit`, under the same load (release build,
+# with the trail on and a fresh one with `--no-audit` (in alternating order), under the same load (release build,
 # coffer-bench). Prints every round's throughputs and the on/off ratio, then the median ratio.
 # The machine is shared and noisy, so single runs swing by ±15%: read the median.
 #
@@ -51,8 +51,14 @@ measure() {
 ratios=()
 printf '%-6s %12s %12s %8s\n' round "on (req/s)" "off (req/s)" "on/off"
 for round in $(seq 1 "$pairs"); do
-  on=$(measure)
-  off=$(measure --no-audit)
+  # Alternate which goes first, so neither side always runs on a machine the other warmed.
+  if [ $((round % 2)) = 1 ]; then
+    on=$(measure)
+    off=$(measure --no-audit)
+  else
+    off=$(measure --no-audit)
+    on=$(measure)
+  fi
   ratio=$(python3 -c "print(f'{$on / $off:.3f}')")
   ratios+=("$ratio")
   printf '%-6s %12s %12s %8s\n' "$round" "$on" "$off" "$ratio"

@@ -965,6 +965,30 @@ def test_an_unsigned_request_is_recorded(coffer, coffer_log):
     assert e["userIdentity"]["type"] == "Unknown" and "arn" not in e["userIdentity"]
 
 
+def test_credentials_an_authentication_error_quotes_are_not_recorded(coffer, coffer_log):
+    # AWS's authentication errors quote the client's Authorization header back to it; that header may be a bearer
+    # token or a password sent to the wrong service, and must not reach the trail.
+    token = "bearercanary" + uuid.uuid4().hex
+    raw = RawClient(coffer)
+    resp = raw.http.request(
+        "POST",
+        coffer.url + "/",
+        body=b'{"SecretId":"whatever"}',
+        headers={
+            "Content-Type": "application/x-amz-json-1.1",
+            "X-Amz-Target": "secretsmanager.GetSecretValue",
+            "Authorization": f"Bearer {token}",
+        },
+        redirect=False,
+    )
+    assert resp.status in (400, 403)
+    assert token in resp.data.decode(), "the client is told what it sent (else this test checks nothing)"
+    e = coffer_log.one(resp.headers["x-amzn-requestid"])
+    assert e["errorCode"] and e["userIdentity"]["type"] == "Unknown"
+    assert token not in json.dumps(e)
+    assert leaks(coffer.data_dir, {"bearer token": token}) == []
+
+
 @pytest.mark.parametrize("size", [200_000, 1_500_000])
 def test_a_large_request_below_the_body_limit_is_still_one_event(coffer, coffer_log, size):
     """A request under the 2 MiB body limit whose members are large (an absurd SecretId) is answered with a client

@@ -265,7 +265,7 @@ fn event_line(event: &serde_json::Value) -> String {
         .or(event["requestParameters"]["secretId"].as_str())
         .or(event["requestParameters"]["keyId"].as_str())
         .unwrap_or("-");
-    format!(
+    let line = format!(
         "{}  {:<26} {:<32} {:<24} {}  {}",
         text(&["eventTime"]),
         text(&["eventSource"]),
@@ -273,7 +273,11 @@ fn event_line(event: &serde_json::Value) -> String {
         outcome,
         who,
         resource
-    )
+    );
+    // Names and ARNs come from clients: no control character reaches the terminal.
+    line.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 fn print_event(out: &mut impl Write, raw: &str, output: Output) -> anyhow::Result<()> {

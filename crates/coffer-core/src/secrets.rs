@@ -1689,7 +1689,9 @@ impl<S: Store> Coffer<S> {
             .secrets_due_for_purge(self.clock.now_millis())
             .await?;
         for arn in &due {
-            let record = self.store.get_secret_by_arn(arn).await?;
+            // Read only to describe the deletion in its event; a failed read must not stop
+            // the purge.
+            let record = self.store.get_secret_by_arn(arn).await.ok().flatten();
             self.store.purge_secret(arn).await?;
             tracing::info!(secret = %arn, "purged secret at the end of its recovery window");
             if let Some(rec) = record {

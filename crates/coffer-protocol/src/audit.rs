@@ -18,7 +18,7 @@ use crate::query::Form;
 /// long strings and arrays shortened, in one pass.
 pub(crate) fn json_parameters(body: &[u8]) -> Option<Value> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    match Members.deserialize(&mut de) {
+    match EventForm.deserialize(&mut de) {
         Ok(v @ Value::Object(_)) if de.end().is_ok() => Some(v),
         _ => None,
     }
@@ -27,9 +27,9 @@ pub(crate) fn json_parameters(body: &[u8]) -> Option<Value> {
 /// Builds the event's copy of a JSON document without ever holding a redacted member's
 /// value: those are skipped as they are read (`IgnoredAny`), so a secret value in a request
 /// body is not copied into the event's working data.
-struct Members;
+struct EventForm;
 
-impl<'de> DeserializeSeed<'de> for Members {
+impl<'de> DeserializeSeed<'de> for EventForm {
     type Value = Value;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
@@ -37,7 +37,7 @@ impl<'de> DeserializeSeed<'de> for Members {
     }
 }
 
-impl<'de> Visitor<'de> for Members {
+impl<'de> Visitor<'de> for EventForm {
     type Value = Value;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -72,7 +72,7 @@ impl<'de> Visitor<'de> for Members {
         let mut items = Vec::new();
         let mut left_out = 0;
         while items.len() < MAX_KEPT_ARRAY_ITEMS {
-            match seq.next_element_seed(Members)? {
+            match seq.next_element_seed(EventForm)? {
                 Some(item) => items.push(item),
                 None => return Ok(Value::Array(items)),
             }
@@ -91,7 +91,7 @@ impl<'de> Visitor<'de> for Members {
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match event_member_name(&key) {
                 Some(name) => {
-                    let value = map.next_value_seed(Members)?;
+                    let value = map.next_value_seed(EventForm)?;
                     members.insert(name, value);
                 }
                 None => {
@@ -103,6 +103,9 @@ impl<'de> Visitor<'de> for Members {
     }
 }
 
+/// The deepest nesting a query form's key becomes (`Tags.member.1.Key` is 4).
+const MAX_FORM_DEPTH: usize = 8;
+
 /// The members of a query request, unflattened: `Tags.member.1.Key=k` becomes
 /// `{"Tags": [{"Key": "k"}]}`. `Action` and `Version` are the event's name, not parameters.
 pub(crate) fn form_parameters(form: &Form) -> Option<Value> {
@@ -112,7 +115,9 @@ pub(crate) fn form_parameters(form: &Form) -> Option<Value> {
             continue;
         }
         let mut node = &mut root;
-        let mut parts = key.split('.').peekable();
+        // Nesting follows at most MAX_FORM_DEPTH dots; the rest of a longer key stays one name
+        // (a key of a million dots must not become a million nested objects).
+        let mut parts = key.splitn(MAX_FORM_DEPTH, '.').peekable();
         while let Some(part) = parts.next() {
             if parts.peek().is_none() {
                 node.insert(part.to_string(), Value::String(value.clone()));
@@ -222,6 +227,19 @@ fn unescape(text: &str) -> String {
         .replace("&amp;", "&")
 }
 
+/// The service a JSON target prefix names (`secretsmanager`, `TrentService`, botocore's
+/// `com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101` or `CloudTrail_20131101`).
+pub(crate) fn target_source(prefix: &str) -> EventSource {
+    match prefix {
+        "secretsmanager" => EventSource::SecretsManager,
+        "TrentService" => EventSource::Kms,
+        "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101" | "CloudTrail_20131101" => {
+            EventSource::CloudTrail
+        }
+        _ => EventSource::Unknown,
+    }
+}
+
 /// The ARN-bearing members of a JSON response, read without keeping anything else.
 #[derive(Deserialize, Default)]
 struct ResponseArns {
@@ -323,6 +341,15 @@ mod tests {
             form_parameters(&form).unwrap(),
             json!({"UserName": "alice", "Tags": [{"Key": "a", "Value": "x"}, {"Key": "b", "Value": "y"}]})
         );
+        let deep = format!("Action=X&{}=1", ".".repeat(100_000));
+        let got = form_parameters(&Form::parse(deep.as_bytes()).unwrap()).unwrap();
+        let mut depth = 0;
+        let mut node = &got;
+        while let Some((_, next)) = node.as_object().and_then(|m| m.iter().next()) {
+            depth += 1;
+            node = next;
+        }
+        assert!(depth <= MAX_FORM_DEPTH, "{depth}");
         let empty = Form::parse(b"Action=GetCallerIdentity&Version=2011-06-15").unwrap();
         assert_eq!(form_parameters(&empty), None);
     }

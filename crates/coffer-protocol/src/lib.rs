@@ -99,6 +99,34 @@ fn event_name(name: &str) -> String {
         .collect()
 }
 
+/// The `errorMessage` recorded for an authentication error that quoted the client's
+/// credentials (the client got the full message).
+const UNAUTHENTICATED_MESSAGE: &str =
+    "The request was refused before its caller was authenticated; the client was told why.";
+
+/// Whether an authentication error quotes what the client sent to authenticate: a piece of
+/// its `Authorization` header (which may be `Bearer <token>` or `Basic <password>`), its
+/// session token, or its query string (presigned requests). Such messages are for the client;
+/// the trail records [`UNAUTHENTICATED_MESSAGE`] instead.
+fn echoes_credentials(message: &str, parts: &http::request::Parts) -> bool {
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
+    let sent = [
+        header("authorization"),
+        header("x-amz-security-token"),
+        parts.uri.query().map(str::to_string),
+    ];
+    sent.iter().flatten().any(|text| {
+        text.split([' ', ',', '&'])
+            .filter(|piece| piece.len() >= 8)
+            .any(|piece| message.contains(piece))
+    })
+}
+
 /// Why a call was not answered: its event could not be recorded.
 fn audit_unavailable() -> ApiError {
     ApiError {
@@ -227,12 +255,9 @@ impl Endpoint {
             .and_then(|v| v.to_str().ok());
         let split = target.and_then(|t| t.rsplit_once('.'));
         let facts = CallFacts {
-            source: match split.map(|(prefix, _)| prefix) {
-                Some("secretsmanager") => EventSource::SecretsManager,
-                Some("TrentService") => EventSource::Kms,
-                Some(p) if p.ends_with("CloudTrail_20131101") => EventSource::CloudTrail,
-                _ => EventSource::Unknown,
-            },
+            source: split.map_or(EventSource::Unknown, |(prefix, _)| {
+                audit::target_source(prefix)
+            }),
             event_name: event_name(split.map_or("", |(_, op)| op)),
             caller: None,
         };
@@ -299,7 +324,13 @@ impl Endpoint {
             request_id,
             request_parameters: request,
             response_elements: response,
-            error: error.map(|e| (e.code, e.message.as_str())),
+            error: error.map(|e| {
+                if facts.caller.is_none() && echoes_credentials(&e.message, parts) {
+                    (e.code, UNAUTHENTICATED_MESSAGE)
+                } else {
+                    (e.code, e.message.as_str())
+                }
+            }),
             resources,
         };
         self.coffer
@@ -346,6 +377,9 @@ impl Endpoint {
                 .await
                 .map_err(query_auth_error)?;
             let caller = &*facts.caller.insert(caller);
+            if !self.coffer.audit_accepting() {
+                return Err(audit_unavailable());
+            }
             let result = match version {
                 iam::VERSION => {
                     // Credentials from GetSessionToken "cannot call any IAM API operations unless
@@ -418,14 +452,14 @@ impl Endpoint {
         // the operation is after the last dot.
         let split = target.and_then(|t| t.rsplit_once('.'));
         facts.event_name = event_name(split.map_or(target.unwrap_or_default(), |(_, op)| op));
-        let (service, operation) = match split {
-            Some(("secretsmanager", op)) => (Service::SecretsManager, op),
-            Some(("TrentService", op)) => (Service::Kms, op),
-            Some((
-                "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101" | "CloudTrail_20131101",
-                op,
-            )) => (Service::CloudTrail, op),
-            Some((prefix, _)) => {
+        let source = split.map_or(EventSource::Unknown, |(prefix, _)| {
+            audit::target_source(prefix)
+        });
+        let (service, operation) = match (source, split) {
+            (EventSource::SecretsManager, Some((_, op))) => (Service::SecretsManager, op),
+            (EventSource::Kms, Some((_, op))) => (Service::Kms, op),
+            (EventSource::CloudTrail, Some((_, op))) => (Service::CloudTrail, op),
+            (_, Some((prefix, _))) => {
                 // Authenticate first so an unauthenticated probe learns nothing.
                 let caller = self
                     .auth
@@ -439,7 +473,7 @@ impl Endpoint {
                     ),
                 ));
             }
-            None => {
+            (_, None) => {
                 let caller = self
                     .auth
                     .authenticate(&self.coffer, parts, body, None, source_ip)
@@ -452,6 +486,9 @@ impl Endpoint {
             }
         };
         facts.source = service.event_source();
+        if !self.coffer.audit_accepting() {
+            return Err(audit_unavailable());
+        }
         let caller = self
             .auth
             .authenticate(

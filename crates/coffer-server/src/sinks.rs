@@ -55,8 +55,8 @@
 //! * **Where a sink starts.** A sink with no cursor yet starts at the oldest retained event:
 //!   a sink added later receives the history that retention still holds.
 //! * **At least once.** Progress is stored after delivery, so a crash between the two
-//!   delivers that batch again (receivers can deduplicate on `eventID`); a clean stop
-//!   ([`SinkSet::stop`]) delivers nothing twice.
+//!   delivers that batch again (receivers can deduplicate on `eventID`), and so can a
+//!   stop ([`SinkSet::stop`]) that abandons a webhook request already in flight.
 //! * **Retention wins.** A sink that fell further behind than the retention period finds its
 //!   next events pruned: it logs a warning with the missing seqs and goes on from the oldest
 //!   retained event.
@@ -620,17 +620,19 @@ fn is_plain_remote(url: &str) -> bool {
     !loopback
 }
 
-/// The URL without user info, query or fragment.
+/// The URL as logs show it: scheme and host only. User info, path, query and fragment are
+/// left out, since chat webhooks (Slack, Teams) carry their token in the path.
 fn shown_url(url: &str) -> String {
-    let base = url.find(['?', '#']).map_or(url, |end| &url[..end]);
-    if let Some(scheme_end) = base.find("://") {
-        let rest = &base[scheme_end + 3..];
-        let authority_end = rest.find('/').unwrap_or(rest.len());
-        if let Some(at) = rest[..authority_end].rfind('@') {
-            return format!("{}{}", &base[..scheme_end + 3], &rest[at + 1..]);
-        }
-    }
-    base.to_owned()
+    let Some(scheme_end) = url.find("://") else {
+        return "(a webhook URL)".to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let host = authority
+        .rfind('@')
+        .map_or(authority, |at| &authority[at + 1..]);
+    format!("{}{host}/…", &url[..scheme_end + 3])
 }
 
 // ---------------------------------------------------------------------------------------

@@ -24,6 +24,8 @@ use crate::{Caller, Coffer, CoreError, PrincipalType, ids};
 /// The open audit log of a server.
 pub struct AuditTrail {
     log: Arc<AuditLog>,
+    /// Set when an append failed: the log accepts nothing more until the server restarts.
+    refusing: std::sync::atomic::AtomicBool,
 }
 
 impl AuditTrail {
@@ -91,7 +93,10 @@ impl<S: Store> Coffer<S> {
             .await
             .map_err(|e| CoreError::Internal(format!("audit log open task failed: {e}")))?
             .map_err(|e| CoreError::InvalidRequest(e.to_string()))?;
-        let trail = Arc::new(AuditTrail { log: Arc::new(log) });
+        let trail = Arc::new(AuditTrail {
+            log: Arc::new(log),
+            refusing: std::sync::atomic::AtomicBool::new(false),
+        });
         self.audit
             .set(Arc::clone(&trail))
             .map_err(|_| CoreError::Internal("the audit trail is open already".into()))?;
@@ -293,12 +298,10 @@ fn is_redacted(name: &str) -> bool {
 /// the body limit (2 MiB), events at most 256 KiB, and a call must never go unanswered
 /// because its event would be too large.
 pub const MAX_KEPT_STRING: usize = 2048;
-/// At most this many array items of a member are kept (a 2 MiB body can hold tens of
-/// thousands of tiny ones).
-const MAX_KEPT_ITEMS: usize = 100;
 
-/// At most this many items of an array are kept; see [`more_items`].
-pub const MAX_KEPT_ARRAY_ITEMS: usize = MAX_KEPT_ITEMS;
+/// At most this many items of an array are kept (a 2 MiB body can hold tens of thousands of
+/// tiny ones); the rest is counted by [`more_items`].
+pub const MAX_KEPT_ARRAY_ITEMS: usize = 100;
 
 /// The marker that stands for array items left out.
 #[must_use]
@@ -332,11 +335,15 @@ pub fn redact(value: Value) -> Value {
         ),
         Value::Array(items) => {
             let total = items.len();
-            let mut kept: Vec<Value> = items.into_iter().take(MAX_KEPT_ITEMS).map(redact).collect();
-            if total > MAX_KEPT_ITEMS {
+            let mut kept: Vec<Value> = items
+                .into_iter()
+                .take(MAX_KEPT_ARRAY_ITEMS)
+                .map(redact)
+                .collect();
+            if total > MAX_KEPT_ARRAY_ITEMS {
                 kept.push(Value::String(format!(
                     "…[{} more items]",
-                    total - MAX_KEPT_ITEMS
+                    total - MAX_KEPT_ARRAY_ITEMS
                 )));
             }
             Value::Array(kept)
@@ -438,7 +445,7 @@ fn write_user_identity(
     let mut f = Fields::open(out);
     let Some(caller) = caller else {
         f.str("type", "Unknown");
-        f.opt_str("accessKeyId", claimed);
+        f.opt_str("accessKeyId", claimed.map(shorten).as_deref());
         f.close();
         return;
     };
@@ -536,8 +543,48 @@ fn arn_account(arn: &str) -> Option<&str> {
 /// request and string to sign after a blank line, as AWS does for the client's debugging;
 /// the canonical request carries the request's headers, `X-Amz-Security-Token` (a session
 /// token) among them, so the trail keeps only the sentence before it.
+///
+/// Validation messages quote the value they refuse (`Value '123456' at 'tokenCode' failed
+/// to satisfy constraint…`); where the member is one whose value is never recorded, the
+/// quoted value is replaced.
 fn logged_message(message: &str) -> std::borrow::Cow<'_, str> {
-    shorten(message.split("\n\n").next().unwrap_or_default())
+    let first = message.split("\n\n").next().unwrap_or_default();
+    if !first.contains("' at '") {
+        return shorten(first);
+    }
+    shorten(&scrub_quoted_values(first)).into_owned().into()
+}
+
+/// Replaces `X` in each `Value 'X' at 'member'` whose member (its last `.` part) is redacted.
+fn scrub_quoted_values(message: &str) -> String {
+    const OPEN: &str = "Value '";
+    const AT: &str = "' at '";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find(OPEN) {
+        let value_start = start + OPEN.len();
+        // The member follows the last "' at '" before the message goes on, so a quoted value
+        // that itself contains "' at '" is still covered up to its real end.
+        let Some(at) = rest[value_start..].find(AT).map(|i| value_start + i) else {
+            break;
+        };
+        let member_start = at + AT.len();
+        let Some(member_len) = rest[member_start..].find('\'') else {
+            break;
+        };
+        let member = &rest[member_start..member_start + member_len];
+        let last = member.rsplit('.').next().unwrap_or(member);
+        out.push_str(&rest[..value_start]);
+        if is_redacted(last) {
+            out.push_str("[redacted]");
+        } else {
+            out.push_str(&rest[value_start..at]);
+        }
+        out.push_str(&rest[at..member_start + member_len]);
+        rest = &rest[member_start + member_len..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The CloudTrail record of an API call, as one line of JSON.
@@ -577,16 +624,21 @@ fn api_call_event(
     f.str("requestID", call.request_id);
     f.str("eventID", event_id);
     f.raw("readOnly", if read_only { "true" } else { "false" });
-    write_resources(&mut f, &call.resources);
+    if call.caller.is_some() {
+        write_resources(&mut f, &call.resources);
+    }
     f.str("eventType", "AwsApiCall");
     f.raw("managementEvent", "true");
     // The account whose trail receives the event: the resource's owner for a call across
     // accounts, else the caller's.
-    let recipient = call
-        .resources
-        .iter()
-        .find_map(|r| arn_account(&r.arn))
-        .or(call.caller.map(|c| c.account_id.as_str()));
+    // An unauthenticated request names no account: it must not land in the trail (and
+    // alerts) of whichever account an ARN in it names.
+    let recipient = call.caller.and_then(|c| {
+        call.resources
+            .iter()
+            .find_map(|r| arn_account(&r.arn))
+            .or(Some(c.account_id.as_str()))
+    });
     f.opt_str("recipientAccountId", recipient);
     f.str("eventCategory", "Management");
     f.close();
@@ -625,7 +677,7 @@ fn service_event(event: &ServiceEvent<'_>, now_ms: i64, event_id: &str) -> Vec<u
     f.str("userAgent", event.source.host());
     f.value("requestParameters", None);
     f.value("responseElements", None);
-    f.value("serviceEventDetails", Some(&redact_details(&event.details)));
+    f.value("serviceEventDetails", Some(&redact(event.details.clone())));
     f.str("eventID", event_id);
     f.raw("readOnly", "false");
     write_resources(&mut f, std::slice::from_ref(&event.resource));
@@ -635,10 +687,6 @@ fn service_event(event: &ServiceEvent<'_>, now_ms: i64, event_id: &str) -> Vec<u
     f.str("eventCategory", "Management");
     f.close();
     out
-}
-
-fn redact_details(details: &Value) -> Value {
-    redact(details.clone())
 }
 
 fn audit_failure(e: &coffer_audit::AuditError) -> CoreError {
@@ -691,17 +739,35 @@ impl<S: Store> Coffer<S> {
                 &event_id,
             );
         }
-        let durability = if read_only || call.error.is_some() {
-            Durability::Written
-        } else {
+        // Calls that issue credentials change nothing stored, but their event is what ties
+        // the credentials' later use to who obtained them: kept like a change.
+        let issues_credentials = call.source == EventSource::Sts
+            && matches!(call.event_name, "AssumeRole" | "GetSessionToken");
+        let durability = if call.error.is_none() && (!read_only || issues_credentials) {
             Durability::Synced
+        } else {
+            Durability::Written
         };
         trail
             .log
             .append(event, durability)
             .await
             .map(|_| ())
-            .map_err(|e| audit_failure(&e))
+            .map_err(|e| {
+                trail
+                    .refusing
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                audit_failure(&e)
+            })
+    }
+
+    /// Whether calls may be served: no trail is open, or it is accepting events. Once an
+    /// append failed (a failed write or fsync poisons the log until it is reopened), calls
+    /// are refused before they run, so nothing changes without its event.
+    pub fn audit_accepting(&self) -> bool {
+        self.audit
+            .get()
+            .is_none_or(|t| !t.refusing.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     /// Records something the service did by itself. A failure is logged, not returned: the
@@ -912,8 +978,8 @@ mod tests {
         assert!(name.len() < MAX_KEPT_STRING + 40, "{}", name.len());
         assert!(name.ends_with("more bytes]"), "{name}");
         let items = got["items"].as_array().unwrap();
-        assert_eq!(items.len(), MAX_KEPT_ITEMS + 1);
-        assert_eq!(items[MAX_KEPT_ITEMS], "…[400 more items]");
+        assert_eq!(items.len(), MAX_KEPT_ARRAY_ITEMS + 1);
+        assert_eq!(items[MAX_KEPT_ARRAY_ITEMS], "…[400 more items]");
 
         let c = caller(PrincipalType::Root, None);
         let mut huge = call(Some(&c));
@@ -928,6 +994,22 @@ mod tests {
             serde_json::to_vec(&e).unwrap().len() > MAX_EVENT_BYTES,
             "the case must be oversized"
         );
+    }
+
+    #[test]
+    fn quoted_values_of_secret_members_are_scrubbed_from_messages() {
+        let m = "1 validation error detected: Value '123456' at 'tokenCode' failed to satisfy constraint: Member must satisfy regular expression pattern: [0-9]{6}";
+        assert_eq!(
+            logged_message(m),
+            "1 validation error detected: Value '[redacted]' at 'tokenCode' failed to satisfy constraint: Member must satisfy regular expression pattern: [0-9]{6}"
+        );
+        let two = "2 validation errors detected: Value 'alice' at 'userName' failed; Value 'it's' at 'x.password' failed";
+        assert_eq!(
+            logged_message(two),
+            "2 validation errors detected: Value 'alice' at 'userName' failed; Value '[redacted]' at 'x.password' failed"
+        );
+        assert_eq!(logged_message("no quotes here"), "no quotes here");
+        assert_eq!(logged_message("Value 'dangling"), "Value 'dangling");
     }
 
     #[test]
