@@ -1903,3 +1903,28 @@ def test_an_alert_rule_delivers_only_the_events_it_matches(sink_world):
         ids = [e["eventID"] for e in w.alerts.events]
     assert names == {"DeleteSecret"}, f"the alert delivered {names}"
     assert sorted(ids) == sorted(set(wanted)), "each DeleteSecret event delivered once"
+
+
+def test_a_stdout_sink_prints_each_event_as_a_json_line(tmp_path):
+    config = tmp_path / "audit.json"
+    config.write_text(json.dumps({"sinks": [{"name": "console", "type": "stdout"}]}))
+    proc = CofferProcess(["--audit-config", str(config)])
+    endpoint = proc.start()
+    try:
+        value = canary("stdout")
+        name = unique_name("stdout")
+        created = client(endpoint, "secretsmanager").create_secret(Name=name, SecretString=value)
+        request_id = rid(created)
+        deadline = time.monotonic() + 15
+        found = None
+        while found is None:
+            line = proc._next_line(deadline)
+            assert line is not None, "the stdout sink printed no event for the call within 15 s"
+            assert value not in line
+            if line.startswith("{"):
+                event = json.loads(line)
+                if event.get("requestID") == request_id:
+                    found = event
+        assert found["eventName"] == "CreateSecret" and found["requestParameters"]["name"] == name
+    finally:
+        proc.stop()
