@@ -17,6 +17,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use coffer_e2e::{Server, coffer_bin, init_data_dir, init_data_dir_with};
 
 const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+/// Long and unusual, so that "the descriptor does not contain it" cannot fail by a random hex
+/// or base64 check blob happening to hold it (a 4-digit PIN did, about once in a few hundred runs).
+const TOKEN_PIN: &str = "coffer-e2e-pin-7f3a";
 
 async fn create(server: &Server, name: &str, value: &str) {
     server
@@ -153,7 +156,7 @@ fn softhsm_token(dir: &Path) -> Vec<(String, String)> {
     let env = vec![
         ("SOFTHSM2_CONF".to_owned(), conf.display().to_string()),
         ("COFFER_PKCS11_MODULE".to_owned(), SOFTHSM_MODULE.to_owned()),
-        ("COFFER_PKCS11_PIN".to_owned(), "4321".to_owned()),
+        ("COFFER_PKCS11_PIN".to_owned(), TOKEN_PIN.to_owned()),
     ];
     let out = Command::new("softhsm2-util")
         .args([
@@ -162,7 +165,7 @@ fn softhsm_token(dir: &Path) -> Vec<(String, String)> {
             "--label",
             "coffer-e2e",
             "--pin",
-            "4321",
+            TOKEN_PIN,
             "--so-pin",
             "8765",
         ])
@@ -196,7 +199,7 @@ async fn a_pkcs11_root_key_serves_across_restarts_and_the_key_file_mode_cannot_o
     );
     let descriptor = std::fs::read_to_string(dir.join("root-key.json")).unwrap();
     assert!(descriptor.contains("\"pkcs11\""), "{descriptor}");
-    assert!(!descriptor.contains("4321"), "the PIN is never stored");
+    assert!(!descriptor.contains(TOKEN_PIN), "the PIN is never stored");
 
     let server = Server::data_dir(&dir, &init, &env_refs).unwrap();
     create(&server, "hsm/secret", "sealed-by-the-token").await;
