@@ -292,19 +292,6 @@ fn print_event(out: &mut impl Write, raw: &str, output: Output) -> anyhow::Resul
     Ok(())
 }
 
-/// The newest seq in the log (0 when empty).
-fn newest_seq(dir: &Path) -> anyhow::Result<u64> {
-    let starts = coffer_audit::segment_starts(dir).map_err(|e| anyhow!("{e}"))?;
-    let Some(&last_start) = starts.last() else {
-        return Ok(0);
-    };
-    let mut newest = last_start.saturating_sub(1);
-    for record in coffer_audit::read_records(dir, last_start).map_err(|e| anyhow!("{e}"))? {
-        newest = record.map_err(|e| anyhow!("{e}"))?.seq;
-    }
-    Ok(newest)
-}
-
 fn tail(args: &TailArgs) -> Result<(), Failure> {
     let dir = audit_dir(&args.target.data_dir);
     if !dir.is_dir() {
@@ -335,7 +322,9 @@ fn tail(args: &TailArgs) -> Result<(), Failure> {
         return Ok(());
     }
     // Following starts after the newest event, matching or not.
-    last_seq = last_seq.max(newest_seq(&dir)?);
+    let (newest, _) = newest_matching(&dir, &EventFilter::new(), 1, None)
+        .map_err(|e| anyhow!("cannot read the audit log: {e}"))?;
+    last_seq = last_seq.max(newest.first().map_or(0, |e| e.seq));
     loop {
         let records = match coffer_audit::read_records(&dir, last_seq + 1) {
             Ok(records) => records,

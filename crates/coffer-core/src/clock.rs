@@ -86,72 +86,24 @@ pub fn iso8601(ms: EpochMillis) -> String {
 
 /// The inverse of [`iso8601`]: `YYYY-MM-DDTHH:MM:SS`, optionally with a fraction of a second
 /// (kept to the millisecond), then `Z` or a `±HH:MM` offset, as in CloudTrail's `eventTime`.
-/// `None` for anything else, including a date that does not exist.
+/// `None` for anything else, including a date that does not exist. The calendar arithmetic is
+/// the policy engine's ISO 8601 reader (`coffer_policy::parse_iso8601`); this only insists on
+/// the full date-time with a zone, where that reader also takes `YYYY-MM` or a zoneless time.
 #[must_use]
 pub fn parse_iso8601(text: &str) -> Option<EpochMillis> {
     let b = text.as_bytes();
-    let num = |at: usize, len: usize| -> Option<i64> {
-        let s = text.get(at..at + len)?;
-        if s.bytes().all(|c| c.is_ascii_digit()) {
-            s.parse().ok()
-        } else {
-            None
-        }
-    };
     let at = |i: usize, c: u8| b.get(i) == Some(&c);
-    if !(at(4, b'-') && at(7, b'-') && (at(10, b'T') || at(10, b't')) && at(13, b':'))
-        || !at(16, b':')
-    {
-        return None;
-    }
-    let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
-    let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let month_days = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return None,
-    };
-    if day < 1 || day > month_days || hour > 23 || minute > 59 || second > 59 {
-        return None;
-    }
-    let mut i = 19;
-    let mut millis = 0;
-    if at(i, b'.') {
-        let digits = b
-            .get(i + 1..)?
-            .iter()
-            .take_while(|c| c.is_ascii_digit())
-            .count();
-        if digits == 0 {
-            return None;
-        }
-        for k in 0..3 {
-            millis = millis * 10 + if k < digits { num(i + 1 + k, 1)? } else { 0 };
-        }
-        i += 1 + digits;
-    }
-    let offset_minutes = match b.get(i) {
-        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
-        Some(sign @ (b'+' | b'-')) if i + 6 == b.len() && at(i + 3, b':') => {
-            let (oh, om) = (num(i + 1, 2)?, num(i + 4, 2)?);
-            if oh > 23 || om > 59 {
-                return None;
-            }
-            (oh * 60 + om) * if *sign == b'+' { 1 } else { -1 }
-        }
-        _ => return None,
-    };
-    // Days since 1970-01-01 (Howard Hinnant's days_from_civil).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
-    Some(seconds * 1000 + millis)
+    let full_date_time = at(4, b'-')
+        && at(7, b'-')
+        && (at(10, b'T') || at(10, b't'))
+        && at(13, b':')
+        && at(16, b':')
+        && b.len() > 19
+        && (matches!(b.last(), Some(b'Z' | b'z'))
+            || (matches!(b.get(b.len() - 6), Some(b'+' | b'-')) && at(b.len() - 3, b':')));
+    full_date_time
+        .then(|| coffer_policy::parse_iso8601(text))
+        .flatten()
 }
 
 #[cfg(test)]

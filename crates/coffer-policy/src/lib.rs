@@ -59,3 +59,4 @@ pub use policy::{
     ROLE_INLINE_POLICY_MAX, SECRET_RESOURCE_POLICY_MAX, SizeQuota, USER_INLINE_POLICY_MAX,
     check_size,
 };
+pub use values::parse_iso8601;

@@ -29,8 +29,10 @@ pub(crate) fn parse_date(text: &str) -> Option<i64> {
 
 /// The W3C profile of ISO 8601: `YYYY`, `YYYY-MM`, `YYYY-MM-DD`, then optionally
 /// `Thh:mm[:ss[.fraction]]` followed by `Z` or `±hh:mm`. A date-time without a zone is read
-/// as UTC.
-fn parse_iso8601(t: &str) -> Option<i64> {
+/// as UTC. Milliseconds since the Unix epoch; `None` for anything else or a date that does
+/// not exist. Also what `coffer-core` reads CloudTrail times with.
+#[must_use]
+pub fn parse_iso8601(t: &str) -> Option<i64> {
     let b = t.as_bytes();
     let num = |from: usize, len: usize| -> Option<i64> {
         let s = t.get(from..from + len)?;

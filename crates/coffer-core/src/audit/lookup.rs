@@ -920,7 +920,7 @@ impl<S: Store> Coffer<S> {
             return Err(CoreError::CloudTrail {
                 code: "UnsupportedOperationException",
                 message:
-                    "This coffer server keeps no audit trail, so there are no events to look up."
+                    "This coffer server was started with --no-audit and keeps no audit trail, so there are no events to look up; restart it without --no-audit."
                         .into(),
             });
         };

@@ -552,7 +552,7 @@ fn logged_message(message: &str) -> std::borrow::Cow<'_, str> {
     if !first.contains("' at '") {
         return shorten(first);
     }
-    shorten(&scrub_quoted_values(first)).into_owned().into()
+    std::borrow::Cow::Owned(shorten(&scrub_quoted_values(first)).into_owned())
 }
 
 /// Replaces `X` in each `Value 'X' at 'member'` whose member (its last `.` part) is redacted.
@@ -587,9 +587,38 @@ fn scrub_quoted_values(message: &str) -> String {
     out
 }
 
-/// The CloudTrail record of an API call, as one line of JSON.
+/// The CloudTrail record of an API call, as one line of JSON. Shortened members keep almost
+/// every event small; one with a great many members is recorded without them rather than
+/// refused (the log takes at most 256 KiB).
 fn api_call_event(
     call: &ApiCall<'_>,
+    read_only: bool,
+    user_principal_id: Option<&str>,
+    now_ms: i64,
+    event_id: &str,
+) -> Vec<u8> {
+    let event = encode_api_call(call, None, read_only, user_principal_id, now_ms, event_id);
+    if event.len() <= MAX_EVENT_BYTES {
+        return event;
+    }
+    let omitted = serde_json::json!({
+        "omitted": format!("the request's members made a {}-byte event; they are not recorded", event.len())
+    });
+    encode_api_call(
+        call,
+        Some(&omitted),
+        read_only,
+        user_principal_id,
+        now_ms,
+        event_id,
+    )
+}
+
+/// [`api_call_event`]'s encoding; `omitted` stands in for the request's and response's
+/// members when given.
+fn encode_api_call(
+    call: &ApiCall<'_>,
+    omitted: Option<&Value>,
     read_only: bool,
     user_principal_id: Option<&str>,
     now_ms: i64,
@@ -619,8 +648,16 @@ fn api_call_event(
         f.str("errorCode", code);
         f.str("errorMessage", &logged_message(message));
     }
-    f.value("requestParameters", call.request_parameters.as_ref());
-    f.value("responseElements", call.response_elements.as_ref());
+    match omitted {
+        None => {
+            f.value("requestParameters", call.request_parameters.as_ref());
+            f.value("responseElements", call.response_elements.as_ref());
+        }
+        Some(note) => {
+            f.value("requestParameters", Some(note));
+            f.value("responseElements", None);
+        }
+    }
     f.str("requestID", call.request_id);
     f.str("eventID", event_id);
     f.raw("readOnly", if read_only { "true" } else { "false" });
@@ -715,30 +752,13 @@ impl<S: Store> Coffer<S> {
         };
         let event_id = ids::unique_id();
         let now_ms = self.clock.now_millis();
-        let mut call = call;
-        let mut event = api_call_event(
+        let event = api_call_event(
             &call,
             read_only,
             user_principal_id.as_deref(),
             now_ms,
             &event_id,
         );
-        // Shortened members keep almost every event small; one with a great many members
-        // is recorded without them rather than refused (the log takes at most 256 KiB).
-        if event.len() > MAX_EVENT_BYTES {
-            let size = event.len();
-            call.request_parameters = Some(serde_json::json!({
-                "omitted": format!("the request's members made a {size}-byte event; they are not recorded")
-            }));
-            call.response_elements = None;
-            event = api_call_event(
-                &call,
-                read_only,
-                user_principal_id.as_deref(),
-                now_ms,
-                &event_id,
-            );
-        }
         // Calls that issue credentials change nothing stored, but their event is what ties
         // the credentials' later use to who obtained them: kept like a change.
         let issues_credentials = call.source == EventSource::Sts
@@ -988,12 +1008,19 @@ mod tests {
             .collect();
         huge.request_parameters = Some(redact(Value::Object(members)));
         huge.error = Some(("ValidationException", &*"m".repeat(100_000).leak()));
-        let e = event(&huge, None);
+        let bytes = api_call_event(&huge, true, None, 0, "ev-huge");
+        assert!(bytes.len() <= MAX_EVENT_BYTES, "{}", bytes.len());
+        let e: Value = serde_json::from_slice(&bytes).unwrap();
         assert!(e["errorMessage"].as_str().unwrap().len() < MAX_KEPT_STRING + 40);
         assert!(
-            serde_json::to_vec(&e).unwrap().len() > MAX_EVENT_BYTES,
-            "the case must be oversized"
+            e["requestParameters"]["omitted"]
+                .as_str()
+                .unwrap()
+                .contains("they are not recorded"),
+            "{}",
+            e["requestParameters"]
         );
+        assert_eq!(e["eventName"], "GetSecretValue");
     }
 
     #[test]
